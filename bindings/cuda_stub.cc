@@ -1,0 +1,12 @@
+// Builds without the CUDA backend report it as not compiled in.
+#ifndef MIXATTN_WITH_CUDA
+#include "cuda/cuda_probe.h"
+
+namespace mixattn {
+CudaProbe probeCuda() {
+  CudaProbe p;
+  p.error = "mixattn was built without the CUDA backend (nvcc not found or MIXATTN_CUDA=OFF)";
+  return p;
+}
+}  // namespace mixattn
+#endif

@@ -1,0 +1,199 @@
+#include "native_model.h"
+
+#include "backend_factory.h"
+#include "js_fields.h"
+#include "model_desc_js.h"
+
+namespace mixattn::js {
+
+namespace {
+
+// Runs one forward step off the JS thread.
+class ForwardWorker : public Napi::AsyncWorker {
+ public:
+  ForwardWorker(Napi::Env env, NativeModel* owner, ModelRunner* runner, StepInput input)
+      : Napi::AsyncWorker(env, "mixattn.forward"),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        owner_(owner),
+        runner_(runner),
+        input_(std::move(input)) {
+    owner_->Ref();  // keep the JS object (and its runner) alive while the step runs
+  }
+  Napi::Promise promise() { return deferred_.Promise(); }
+
+  void Execute() override {
+    try {
+      logits_.resize(input_.logitRows.size() * size_t(runner_->desc().vocabSize));
+      runner_->forward(input_, logits_.data());
+    } catch (const std::exception& e) {
+      SetError(e.what());
+    }
+  }
+  void OnOK() override {
+    Napi::Env env = Env();
+    auto out = Napi::Float32Array::New(env, logits_.size());
+    std::copy(logits_.begin(), logits_.end(), out.Data());
+    done();
+    deferred_.Resolve(out);
+  }
+  void OnError(const Napi::Error& e) override {
+    done();
+    deferred_.Reject(e.Value());
+  }
+
+ private:
+  void done() {
+    owner_->finishStep();
+    owner_->Unref();
+  }
+  Napi::Promise::Deferred deferred_;
+  NativeModel* owner_;
+  ModelRunner* runner_;
+  StepInput input_;
+  std::vector<float> logits_;
+};
+
+DType dtypeFromJs(Napi::Env env, const Napi::Value& v, const char* what) {
+  const std::string s = v.IsString() ? v.As<Napi::String>().Utf8Value() : "";
+  if (s == "f32") return DType::F32;
+  if (s == "bf16") return DType::BF16;
+  throw Napi::TypeError::New(env, std::string(what) + " must be 'f32' or 'bf16'");
+}
+
+// Rethrows native errors as JS errors with the same message.
+template <typename F>
+auto guarded(Napi::Env env, F&& f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const Napi::Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(env, e.what());
+  }
+}
+
+}  // namespace
+
+Napi::Function NativeModel::Define(Napi::Env env) {
+  return DefineClass(env, "NativeModel",
+                     {InstanceMethod<&NativeModel::SetWeight>("setWeight"),
+                      InstanceMethod<&NativeModel::MissingWeights>("missingWeights"),
+                      InstanceMethod<&NativeModel::AllocateKv>("allocateKv"),
+                      InstanceMethod<&NativeModel::Forward>("forward"),
+                      InstanceMethod<&NativeModel::Dispose>("dispose"),
+                      InstanceMethod<&NativeModel::Info>("info")});
+}
+
+NativeModel::NativeModel(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeModel>(info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsObject() || !info[1].IsObject())
+    throw Napi::TypeError::New(env, "NativeModel(desc, options): desc and options must be objects");
+  const Napi::Object opts = info[1].As<Napi::Object>();
+  ModelDesc desc = modelDescFromJs(info[0].As<Napi::Object>());
+  const std::string backend = string(opts, "backend", "options");
+  const int threads = integer(opts, "threads", "options");
+  runner_ = guarded(env, [&] {
+    return std::make_unique<ModelRunner>(createBackend(backend, threads), std::move(desc));
+  });
+}
+
+ModelRunner& NativeModel::runner(Napi::Env env, const char* method) {
+  if (!runner_ || disposeRequested_)
+    throw Napi::Error::New(env, std::string(method) + ": the model has been disposed");
+  if (busy_)
+    throw Napi::Error::New(env, std::string(method) + ": a forward step is still running on this model");
+  return *runner_;
+}
+
+Napi::Value NativeModel::SetWeight(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  ModelRunner& r = runner(env, "setWeight");
+  if (info.Length() < 4 || !info[0].IsString() || !info[2].IsArray() || !info[3].IsTypedArray())
+    throw Napi::TypeError::New(env, "setWeight(name, dtype, shape, data: TypedArray)");
+  const std::string name = info[0].As<Napi::String>().Utf8Value();
+  const DType dtype = dtypeFromJs(env, info[1], ("setWeight('" + name + "'): dtype").c_str());
+  std::vector<int64_t> shape;
+  Napi::Array s = info[2].As<Napi::Array>();
+  for (uint32_t i = 0; i < s.Length(); ++i) {
+    Napi::Value d = s.Get(i);
+    if (!d.IsNumber()) throw Napi::TypeError::New(env, "setWeight('" + name + "'): shape must hold numbers");
+    shape.push_back(d.As<Napi::Number>().Int64Value());
+  }
+  Napi::TypedArray data = info[3].As<Napi::TypedArray>();
+  const uint8_t* bytes = static_cast<const uint8_t*>(data.ArrayBuffer().Data()) + data.ByteOffset();
+  guarded(env, [&] { r.setWeight(name, dtype, shape, bytes, data.ByteLength()); });
+  return env.Undefined();
+}
+
+Napi::Value NativeModel::MissingWeights(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto missing = runner(env, "missingWeights").missingWeights();
+  Napi::Array out = Napi::Array::New(env, missing.size());
+  for (size_t i = 0; i < missing.size(); ++i) out.Set(uint32_t(i), missing[i]);
+  return out;
+}
+
+Napi::Value NativeModel::AllocateKv(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  ModelRunner& r = runner(env, "allocateKv");
+  if (info.Length() < 3 || !info[0].IsNumber() || !info[2].IsNumber())
+    throw Napi::TypeError::New(env, "allocateKv(numPages, dtype, blockSize)");
+  const DType dtype = dtypeFromJs(env, info[1], "allocateKv: dtype");
+  guarded(env, [&] {
+    r.allocateKv(info[0].As<Napi::Number>().Int32Value(), dtype,
+                 info[2].As<Napi::Number>().Int32Value());
+  });
+  return Napi::Number::New(env, double(r.pageBytes()));
+}
+
+Napi::Value NativeModel::Forward(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  ModelRunner& r = runner(env, "forward");
+  if (info.Length() < 1 || !info[0].IsObject())
+    throw Napi::TypeError::New(env, "forward(step): step must be an object");
+  const Napi::Object o = info[0].As<Napi::Object>();
+  StepInput in;
+  in.tokens = int32s(o, "tokens", "step");
+  in.numNew = int32s(o, "numNew", "step");
+  in.pastLen = int32s(o, "pastLen", "step");
+  in.logitRows = int32s(o, "logitRows", "step");
+  Napi::Array tables = array(o, "tables", "step");
+  for (uint32_t c = 0; c < tables.Length(); ++c) {
+    Napi::Object t = Napi::Object::New(env);
+    t.Set("table", tables.Get(c));
+    in.tables.push_back(int32s(t, "table", "step.tables[" + std::to_string(c) + "]"));
+  }
+  in.tableStrides = int32s(o, "tableStrides", "step");
+  auto* worker = new ForwardWorker(env, this, &r, std::move(in));
+  busy_ = true;
+  Napi::Promise promise = worker->promise();
+  worker->Queue();
+  return promise;
+}
+
+void NativeModel::finishStep() {
+  busy_ = false;
+  if (disposeRequested_) runner_.reset();
+}
+
+Napi::Value NativeModel::Dispose(const Napi::CallbackInfo& info) {
+  // A running step finishes first; its worker frees the runner afterwards.
+  if (busy_) disposeRequested_ = true;
+  else runner_.reset();
+  return info.Env().Undefined();
+}
+
+Napi::Value NativeModel::Info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("disposed", !runner_ || disposeRequested_);
+  if (runner_) {
+    o.Set("backend", runner_->backend().name());
+    o.Set("weightBytes", double(runner_->weightBytes()));
+    o.Set("kvPages", runner_->numPages());
+    o.Set("kvPageBytes", runner_->numPages() ? double(runner_->pageBytes()) : 0.0);
+  }
+  return o;
+}
+
+}  // namespace mixattn::js

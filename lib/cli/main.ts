@@ -1,0 +1,43 @@
+#!/usr/bin/env node
+/** The `mixattn` command line: inspect, demo. */
+import { runInspect, INSPECT_USAGE } from './inspect.js';
+import { runDemo, DEMO_USAGE } from './demo.js';
+
+const USAGE = `mixattn <command> [options]
+
+Commands:
+  demo      run the built-in random-weights model under standard and MixAttention plans
+  inspect   KV memory of layer plans: bytes per token, at a context, max concurrent sequences
+
+${DEMO_USAGE}
+
+${INSPECT_USAGE}`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'inspect':
+      console.log(runInspect(rest));
+      return 0;
+    case 'demo':
+      await runDemo(rest, (line) => console.log(line));
+      return 0;
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      console.log(USAGE);
+      return 0;
+    default:
+      console.error(`mixattn: unknown command '${command}'\n\n${USAGE}`);
+      return 2;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    console.error(`mixattn: ${err instanceof Error ? err.message : String(err)}`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,229 @@
+/**
+ * The engine: a native model runner (weights, KV arena, backend) plus the KV block manager
+ * that decides which pages each sequence's tokens live in. One `step` call runs one forward
+ * pass for a batch of sequences, each bringing any number of new tokens (a prefill chunk or
+ * one decode token); the JS work per step is the block bookkeeping and packing the tables.
+ */
+import type { ModelConfig } from '../model/config.js';
+import { weightSpecs } from '../model/weights.js';
+import type { LayerPlan } from '../plan/types.js';
+import { validatePlan } from '../plan/validate.js';
+import { kvLayout, type KvLayout } from '../kv/layout.js';
+import { KvBlockManager } from '../kv/block-manager.js';
+import { loadAddon, type NativeDType, type NativeModelHandle } from '../native.js';
+import { nativeModelDesc } from './native-desc.js';
+
+export type BackendName = 'cpu' | 'cuda';
+
+export interface EngineOptions {
+  /** Compute backend; 'cpu' unless given. */
+  readonly backend?: BackendName;
+  /** CPU threads; all cores unless given. */
+  readonly threads?: number;
+  /** Storage type of the KV cache; 'f32' on the CPU unless given. */
+  readonly kvDtype?: NativeDType;
+  /** Tokens per KV block; 16 unless given. */
+  readonly blockSize?: number;
+  /** KV memory: a number of pages, or a byte budget (pages = floor(budget / pageBytes)). */
+  readonly kvPages?: number;
+  readonly kvBudgetBytes?: number;
+}
+
+/** A weight tensor as the engine takes it: storage bytes in `dtype`, little-endian. */
+export interface WeightTensor {
+  readonly name: string;
+  readonly shape: readonly number[];
+  readonly dtype: NativeDType;
+  readonly bytes: ArrayBufferView;
+}
+
+export interface StepEntry {
+  readonly seq: number;
+  readonly tokens: ArrayLike<number>;
+  /** Which of the new tokens need logits: the last one (default) or all of them. */
+  readonly logits?: 'last' | 'all';
+}
+
+const DEFAULT_KV_BUDGET = 256 * 1024 * 1024;
+
+export class Engine implements Disposable, AsyncDisposable {
+  readonly layout: KvLayout;
+  readonly blocks: KvBlockManager;
+  readonly pageBytes: number;
+  private native: NativeModelHandle | undefined;
+  private running = false;
+
+  private constructor(
+    readonly config: ModelConfig,
+    readonly plan: LayerPlan,
+    native: NativeModelHandle,
+    layout: KvLayout,
+    numPages: number,
+  ) {
+    this.native = native;
+    this.layout = layout;
+    this.pageBytes = layout.pageBytes;
+    this.blocks = new KvBlockManager(layout, numPages);
+  }
+
+  /**
+   * Builds an engine from a config, a plan and the weights. Every weight the plan needs
+   * must be given, with the canonical names and shapes (lib/model/weights.ts). On any error
+   * nothing stays allocated.
+   */
+  static create(config: ModelConfig, plan: LayerPlan, weights: Iterable<WeightTensor>, opts: EngineOptions = {}): Engine {
+    validatePlan(plan, { headDim: config.headDim });
+    const expected = new Map(weightSpecs(config, plan).map((w) => [w.name, w.shape]));
+    const kvDtype = opts.kvDtype ?? 'f32';
+    const layout = kvLayout(plan, {
+      numKvHeads: config.numKvHeads,
+      headDim: config.headDim,
+      blockSize: opts.blockSize ?? 16,
+      dtypeBytes: kvDtype === 'f32' ? 4 : 2,
+    });
+    const numPages = opts.kvPages ?? Math.floor((opts.kvBudgetBytes ?? DEFAULT_KV_BUDGET) / layout.pageBytes);
+    if (!Number.isInteger(numPages) || numPages < 1) {
+      throw new RangeError(`kvPages must be a positive integer (got ${numPages}; a page holds ${layout.pageBytes} bytes)`);
+    }
+    const addon = loadAddon();
+    const threads = opts.threads ?? 0;
+    if (!Number.isInteger(threads) || threads < 0) throw new RangeError(`threads must be an integer >= 0, got ${threads}`);
+    const native = new addon.NativeModel(nativeModelDesc(config, plan, layout), {
+      backend: opts.backend ?? 'cpu',
+      threads,
+    });
+    try {
+      for (const w of weights) {
+        if (!expected.has(w.name)) throw new Error(`weight '${w.name}' is not part of this model under plan '${plan.name}'`);
+        native.setWeight(w.name, w.dtype, w.shape, w.bytes);
+      }
+      const missing = native.missingWeights();
+      if (missing.length > 0) {
+        throw new Error(`weights are missing: ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ` and ${missing.length - 5} more` : ''}`);
+      }
+      native.allocateKv(numPages, kvDtype, layout.blockSize);
+    } catch (e) {
+      native.dispose();
+      throw e;
+    }
+    return new Engine(config, plan, native, layout, numPages);
+  }
+
+  get disposed(): boolean {
+    return this.native === undefined;
+  }
+
+  /** Bytes of weights held by the backend. */
+  get weightBytes(): number {
+    return this.handle('weightBytes').info().weightBytes ?? 0;
+  }
+
+  addSequence(): number {
+    return this.blocks.addSequence();
+  }
+
+  /** Ends a sequence and returns every KV block it held to the pool. */
+  releaseSequence(seq: number): void {
+    this.blocks.release(seq);
+  }
+
+  /**
+   * Runs one forward step. Returns, per entry, the logits of the requested rows
+   * (rows × vocab, fp32). Throws KvCacheFullError, before running anything, when the
+   * pool cannot hold the new tokens.
+   */
+  async step(entries: readonly StepEntry[]): Promise<Float32Array[]> {
+    const native = this.handle('step');
+    if (this.running) throw new Error('step: another step is still running on this engine');
+    if (entries.length === 0) throw new RangeError('step: no entries');
+    const seen = new Set<number>();
+    let numTokens = 0;
+    for (const [i, e] of entries.entries()) {
+      if (seen.has(e.seq)) throw new RangeError(`step: entries[${i}] repeats sequence ${e.seq}`);
+      seen.add(e.seq);
+      if (e.tokens.length < 1) throw new RangeError(`step: entries[${i}].tokens is empty`);
+      numTokens += e.tokens.length;
+    }
+    // All or nothing: a batch that does not fit changes no reservation.
+    this.blocks.reserveBatch(
+      entries.map((e) => e.seq),
+      entries.map((e) => e.tokens.length),
+    );
+
+    const S = entries.length;
+    const tokens = new Int32Array(numTokens);
+    const numNew = new Int32Array(S);
+    const pastLen = new Int32Array(S);
+    const logitRows: number[] = [];
+    const rowsPerEntry: number[] = [];
+    let row = 0;
+    entries.forEach((e, s) => {
+      const k = e.tokens.length;
+      for (let j = 0; j < k; j++) tokens[row + j] = e.tokens[j];
+      numNew[s] = k;
+      pastLen[s] = this.blocks.length(e.seq);
+      if (e.logits === 'all') for (let j = 0; j < k; j++) logitRows.push(row + j);
+      else logitRows.push(row + k - 1);
+      rowsPerEntry.push(e.logits === 'all' ? k : 1);
+      row += k;
+    });
+    const { tables, tableStrides } = this.packTables(entries, pastLen, numNew);
+
+    this.running = true;
+    let logits: Float32Array;
+    try {
+      logits = await native.forward({ tokens, numNew, pastLen, tables, tableStrides, logitRows: Int32Array.from(logitRows) });
+    } finally {
+      this.running = false;
+    }
+    for (const e of entries) this.blocks.commit(e.seq, e.tokens.length);
+    const V = this.config.vocabSize;
+    const out: Float32Array[] = [];
+    let r = 0;
+    for (const n of rowsPerEntry) {
+      out.push(logits.subarray(r * V, (r + n) * V));
+      r += n;
+    }
+    return out;
+  }
+
+  /** Copies each class's block-table rows for the batch into one strided Int32Array. */
+  private packTables(entries: readonly StepEntry[], pastLen: Int32Array, numNew: Int32Array) {
+    const bs = this.layout.blockSize;
+    const tables: Int32Array[] = [];
+    const tableStrides = new Int32Array(this.layout.classes.length);
+    this.layout.classes.forEach((c, ci) => {
+      let stride = 0;
+      entries.forEach((_, s) => {
+        stride = Math.max(stride, Math.ceil((pastLen[s] + numNew[s]) / bs) * c.pagesPerBlock);
+      });
+      const t = new Int32Array(stride * entries.length).fill(-1);
+      entries.forEach((e, s) => {
+        const row = this.blocks.table(e.seq, ci);
+        const used = Math.ceil((pastLen[s] + numNew[s]) / bs) * c.pagesPerBlock;
+        t.set(row.subarray(0, used), s * stride);
+      });
+      tables.push(t);
+      tableStrides[ci] = stride;
+    });
+    return { tables, tableStrides };
+  }
+
+  dispose(): void {
+    this.native?.dispose();
+    this.native = undefined;
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.dispose();
+  }
+
+  private handle(method: string): NativeModelHandle {
+    if (!this.native) throw new Error(`${method}: the engine has been disposed`);
+    return this.native;
+  }
+}

@@ -1,0 +1,58 @@
+/** Translates a model config, plan and KV layout into the native runner's description. */
+import type { ModelConfig, RopeScaling } from '../model/config.js';
+import type { LayerPlan } from '../plan/types.js';
+import type { KvLayout } from '../kv/layout.js';
+import type { NativeModelDesc, NativeRope } from '../native.js';
+
+function nativeRope(theta: number, s: RopeScaling): NativeRope {
+  switch (s.type) {
+    case 'default':
+      return { theta, scaling: 'default' };
+    case 'linear':
+      return { theta, scaling: 'linear', factor: s.factor };
+    case 'llama3':
+      return {
+        theta,
+        scaling: 'llama3',
+        factor: s.factor,
+        lowFreqFactor: s.lowFreqFactor,
+        highFreqFactor: s.highFreqFactor,
+        originalMaxPosition: s.originalMaxPositionEmbeddings,
+      };
+  }
+}
+
+export function nativeModelDesc(cfg: ModelConfig, plan: LayerPlan, layout: KvLayout): NativeModelDesc {
+  const local = new Set(cfg.localRopeLayers);
+  return {
+    config: {
+      vocabSize: cfg.vocabSize,
+      hiddenSize: cfg.hiddenSize,
+      intermediateSize: cfg.intermediateSize,
+      numLayers: cfg.numLayers,
+      numHeads: cfg.numHeads,
+      numKvHeads: cfg.numKvHeads,
+      headDim: cfg.headDim,
+      rmsNormEps: cfg.rmsNormEps,
+      rope: nativeRope(cfg.ropeTheta, cfg.ropeScaling),
+      ropeLocal: nativeRope(cfg.ropeThetaLocal, { type: 'default' }),
+      activation: cfg.activation,
+      tieWordEmbeddings: cfg.tieWordEmbeddings,
+      qkvBias: cfg.qkvBias,
+      qkNorm: cfg.qkNorm,
+      sandwichNorm: cfg.sandwichNorm,
+      embeddingScale: cfg.embeddingScale,
+      attnScale: cfg.attnScale,
+      attnSoftcap: cfg.attnSoftcap,
+      finalSoftcap: cfg.finalSoftcap,
+    },
+    layers: plan.layers.map((l, i) => ({
+      kvSource: l.kvSource,
+      window: l.attention.kind === 'sliding' ? l.attention.window : 0,
+      localRope: local.has(i),
+      kvClass: layout.layerClass[i],
+      slot: layout.layerSlot[i],
+    })),
+    classes: layout.classes.map((c) => ({ pagesPerBlock: c.pagesPerBlock, kDim: c.kDim, vDim: c.vDim })),
+  };
+}

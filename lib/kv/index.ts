@@ -1,0 +1,15 @@
+export { kvLayout, type KvClass, type KvLayout, type KvLayoutOptions } from './layout.js';
+export {
+  classBytesPerToken,
+  firstLiveBlock,
+  heldBlocks,
+  kvBytesAtContext,
+  kvBytesPerToken,
+  maxConcurrentSequences,
+  pagesInBudget,
+  pagesPerSequence,
+  peakBlocks,
+} from './memory-model.js';
+export { KvBlockManager, KvCacheFullError } from './block-manager.js';
+export { growInLockstep, kvReport, type KvClassReport, type KvReport, type KvReportOptions } from './report.js';
+export { formatBytes, parseBytes } from './bytes.js';

@@ -1,0 +1,104 @@
+/**
+ * Loads the N-API addon (build/Release/mixattn.node, found by node-gyp-build from the
+ * package root) and describes its surface.
+ */
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export type NativeDType = 'f32' | 'bf16';
+
+export interface NativeRope {
+  theta: number;
+  scaling: 'default' | 'linear' | 'llama3';
+  factor?: number;
+  lowFreqFactor?: number;
+  highFreqFactor?: number;
+  originalMaxPosition?: number;
+}
+
+/** What native/model/model_desc.h needs (built by lib/engine/native-desc.ts). */
+export interface NativeModelDesc {
+  config: {
+    vocabSize: number;
+    hiddenSize: number;
+    intermediateSize: number;
+    numLayers: number;
+    numHeads: number;
+    numKvHeads: number;
+    headDim: number;
+    rmsNormEps: number;
+    rope: NativeRope;
+    ropeLocal: NativeRope;
+    activation: 'silu' | 'gelu_tanh';
+    tieWordEmbeddings: boolean;
+    qkvBias: boolean;
+    qkNorm: boolean;
+    sandwichNorm: boolean;
+    embeddingScale: number;
+    attnScale: number;
+    attnSoftcap: number;
+    finalSoftcap: number;
+  };
+  layers: { kvSource: number; window: number; localRope: boolean; kvClass: number; slot: number }[];
+  classes: { pagesPerBlock: number; kDim: number; vDim: number }[];
+}
+
+/** One forward step; see native/model/runner.h (StepInput). */
+export interface NativeStep {
+  tokens: Int32Array;
+  numNew: Int32Array;
+  pastLen: Int32Array;
+  tables: Int32Array[];
+  tableStrides: Int32Array;
+  logitRows: Int32Array;
+}
+
+export interface NativeModelHandle {
+  setWeight(name: string, dtype: NativeDType, shape: readonly number[], data: ArrayBufferView): void;
+  missingWeights(): string[];
+  /** Returns the page size in bytes. */
+  allocateKv(numPages: number, dtype: NativeDType, blockSize: number): number;
+  forward(step: NativeStep): Promise<Float32Array>;
+  dispose(): void;
+  info(): { disposed: boolean; backend?: string; weightBytes?: number; kvPages?: number; kvPageBytes?: number };
+}
+
+export interface BackendInfo {
+  cpu: { available: boolean; threads: number };
+  cuda: { built: boolean; available: boolean; deviceCount: number; deviceName: string; reason: string };
+}
+
+interface Addon {
+  NativeModel: new (desc: NativeModelDesc, options: { backend: string; threads: number }) => NativeModelHandle;
+  backendInfo(): BackendInfo;
+}
+
+/** The package root: the first ancestor of this file that holds package.json. */
+export function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json'))) {
+    const up = dirname(dir);
+    if (up === dir) throw new Error('mixattn: cannot find the package root from ' + fileURLToPath(import.meta.url));
+    dir = up;
+  }
+  return dir;
+}
+
+let addon: Addon | undefined;
+
+export function loadAddon(): Addon {
+  if (!addon) {
+    const require = createRequire(import.meta.url);
+    const load = require('node-gyp-build') as (dir: string) => Addon;
+    try {
+      addon = load(packageRoot());
+    } catch (e) {
+      throw new Error(
+        `mixattn: the native addon is not built (${(e as Error).message.split('\n')[0]}); run \`npm install\` or \`npm run build:native\``,
+      );
+    }
+  }
+  return addon;
+}

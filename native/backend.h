@@ -1,0 +1,131 @@
+// The compute backend interface. Implemented by native/cpu (always built) and native/cuda
+// (built where nvcc and cuBLAS are found). The model runner (native/model) drives a whole
+// forward step through these ops only, so a backend is a drop-in for another.
+//
+// Conventions
+// - Activations live in backend memory, in the backend's activationDType() (f32 on the CPU).
+// - Weights keep their storage dtype (f32 or bf16); math is fp32.
+// - Linear weights are [out, in] row-major: out[M,N] = in[M,K] · W[N,K]ᵀ.
+// - Every pointer an op receives points into backend memory (alloc/upload), host memory
+//   for the CPU backend.
+// - Bad input throws mixattn::Error; the bindings turn it into a JS exception.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+namespace mixattn {
+
+enum class DType : int { F32 = 0, BF16 = 1 };
+
+inline size_t dtypeSize(DType t) { return t == DType::F32 ? 4 : 2; }
+inline const char* dtypeName(DType t) { return t == DType::F32 ? "f32" : "bf16"; }
+
+struct Error : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+enum class Activation : int { SiLU = 0, GeluTanh = 1 };
+
+enum class RopeScaling : int { Default = 0, Linear = 1, Llama3 = 2 };
+
+// Rotary embedding, HF "rotate_half" layout: dimension i pairs with i + headDim/2.
+struct RopeParams {
+  float theta = 10000.f;
+  RopeScaling scaling = RopeScaling::Default;
+  float factor = 1.f;           // linear and llama3
+  float lowFreqFactor = 1.f;    // llama3
+  float highFreqFactor = 4.f;   // llama3
+  int originalMaxPosition = 8192;  // llama3
+};
+
+// The tokens of one forward step. Sequence s contributes the rows
+// [tokenStart[s], tokenStart[s] + numNew[s]) at positions pastLen[s] + 0, 1, ...
+// positions[] and seqOfToken[] repeat that per row so kernels can index by row.
+struct BatchLayout {
+  int numSeqs = 0;
+  int numTokens = 0;
+  const int32_t* tokenStart = nullptr;  // [numSeqs]
+  const int32_t* numNew = nullptr;      // [numSeqs]
+  const int32_t* pastLen = nullptr;     // [numSeqs]
+  const int32_t* positions = nullptr;   // [numTokens]
+  const int32_t* seqOfToken = nullptr;  // [numTokens]
+};
+
+// The paged KV cache of one owning layer as the append and attention ops see it.
+//
+// A cache class (owners with the same retention and widths) has one block table per
+// sequence. Row s of `blockTables` holds, for each logical block b (tokens
+// [b*blockSize, (b+1)*blockSize)), `pagesPerBlock` page ids: one per owner of the class.
+// This layer's page is entry `slot`: page = blockTables[s*tableStride + b*pagesPerBlock + slot].
+// Blocks a sliding class has already returned hold -1 and are never read.
+//
+// Page layout: K as [numKvHeads][blockSize][kDim], then V as [numKvHeads][blockSize][vDim],
+// in `dtype`.
+struct PagedKv {
+  void* arena = nullptr;
+  DType dtype = DType::F32;
+  size_t pageBytes = 0;
+  int numPages = 0;
+  int blockSize = 16;
+  int numKvHeads = 0;
+  int kDim = 0;
+  int vDim = 0;
+  const int32_t* blockTables = nullptr;  // [numSeqs][tableStride]
+  int tableStride = 0;
+  int pagesPerBlock = 1;
+  int slot = 0;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual const char* name() const = 0;
+  virtual DType activationDType() const = 0;
+
+  // Memory. alloc throws Error naming `what` when memory runs out.
+  virtual void* alloc(size_t bytes, const char* what) = 0;
+  virtual void release(void* p) = 0;
+  virtual void upload(void* dst, const void* src, size_t bytes) = 0;
+  virtual void download(void* dst, const void* src, size_t bytes) = 0;
+  virtual void synchronize() = 0;
+
+  // out[n, dim] = table[tokens[i]] * scale. Throws on a token outside [0, vocab).
+  virtual void embedding(void* out, const int32_t* tokens, int n, const void* table,
+                         DType tableType, int vocab, int dim, float scale) = 0;
+  // out[rows, dim] = in / rms(in) * w. out may equal in.
+  virtual void rmsnorm(void* out, const void* in, const void* w, DType wType, int rows,
+                       int dim, float eps) = 0;
+  // residual += delta; out = rmsnorm(residual) * w (fused residual add).
+  virtual void addRmsnorm(void* out, void* residual, const void* delta, const void* w,
+                          DType wType, int rows, int dim, float eps) = 0;
+  // inout[i] += in[i]
+  virtual void add(void* inout, const void* in, size_t n) = 0;
+  // out[M, N] = in[M, K] · W[N, K]ᵀ (+ bias[N] when bias is not null; bias has W's dtype).
+  virtual void matmul(void* out, const void* in, const void* w, DType wType, const void* bias,
+                      int M, int N, int K) = 0;
+  // out[rows, dim] = in[index[i], dim] (row gather, e.g. the rows that need logits).
+  virtual void gatherRows(void* out, const void* in, const int32_t* index, int rows, int dim) = 0;
+  // Rotary embedding in place on x[T, heads, headDim] with rows at positions[T].
+  virtual void rope(void* x, const int32_t* positions, int T, int heads, int headDim,
+                    const RopeParams& p) = 0;
+  // out[T, I] = act(gate[T, I]) * up[T, I]
+  virtual void gatedActivation(void* out, const void* gate, const void* up, int T, int I,
+                               Activation act) = 0;
+  // Writes k[T, numKvHeads, kDim] and v[T, numKvHeads, vDim] into the pages of their
+  // positions. Throws on a missing (-1) or out-of-range page id.
+  virtual void appendKv(const PagedKv& kv, const BatchLayout& batch, const void* k,
+                        const void* v) = 0;
+  // out[T, numHeads, vDim] = softmax(q·kᵀ * scale, soft-capped) · v over the cached keys of
+  // each row's sequence at positions [max(0, p - window + 1), p] (window 0 = global: [0, p]).
+  // GQA: query head h reads KV head h / (numHeads / numKvHeads).
+  virtual void attention(void* out, const void* q, const PagedKv& kv, const BatchLayout& batch,
+                         int numHeads, int window, float scale, float softcap) = 0;
+  // out[M, V] (fp32) = hidden[M, K] · W[V, K]ᵀ, then cap·tanh(x/cap) when softcap > 0.
+  virtual void logits(float* out, const void* hidden, const void* w, DType wType, int M, int V,
+                      int K, float softcap) = 0;
+};
+
+}  // namespace mixattn

@@ -1,0 +1,221 @@
+// out[M, N] = in[M, K] · W[N, K]ᵀ (+ bias), and the logits head.
+//
+// Two kernels:
+// - M small (decode): each W row is streamed once and dotted with the few input rows while it
+//   is in L1; work is split over N so all cores pull on memory bandwidth.
+// - otherwise (prefill): GotoBLAS-style blocking. A task owns kNC rows of W and kMC input
+//   rows; per kKC slice it packs its W rows transposed into fp32 panels (bf16 widened once
+//   here, not once per input row) and runs a kMR x kNR register tile over them, so each W
+//   element loaded is reused for kMC input rows. The tile's inner loop is a fixed-length
+//   axpy over kNR, which the compiler vectorises at plain -O3 (no reassociation needed).
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "cpu/cpu_ops.h"
+
+namespace mixattn {
+namespace cpu {
+
+namespace {
+
+constexpr int kMR = 4;    // input rows per register tile
+constexpr int kNR = 8;    // W rows per register tile = one packed panel
+constexpr int kKC = 256;  // K slice: one packed panel (kKC x kNR fp32 = 8 KB) sits in L1
+constexpr int kNC = 64;   // W rows per task: the packed slice (64 KB) sits in L2
+constexpr int kMC = 64;   // input rows per task
+constexpr int kGemvMaxM = 3;
+constexpr int kGemvRows = 16;  // W rows per gemv task
+
+inline float widen(float x) { return x; }
+inline float widen(uint16_t x) { return bf16ToFloat(x); }
+
+// ---- decode: streamed dot products ----
+
+// Dots x with 4 W rows at once (x stays in registers/L1; 8 lanes per row).
+template <class WT>
+void dot4(const float* __restrict x, const WT* __restrict w0, const WT* __restrict w1,
+          const WT* __restrict w2, const WT* __restrict w3, int K, float* out4) {
+  float a0[8] = {}, a1[8] = {}, a2[8] = {}, a3[8] = {};
+  int k = 0;
+  for (; k + 8 <= K; k += 8) {
+    for (int j = 0; j < 8; ++j) {
+      float xv = x[k + j];
+      a0[j] += xv * widen(w0[k + j]);
+      a1[j] += xv * widen(w1[k + j]);
+      a2[j] += xv * widen(w2[k + j]);
+      a3[j] += xv * widen(w3[k + j]);
+    }
+  }
+  float s[4] = {0, 0, 0, 0};
+  for (; k < K; ++k) {
+    s[0] += x[k] * widen(w0[k]);
+    s[1] += x[k] * widen(w1[k]);
+    s[2] += x[k] * widen(w2[k]);
+    s[3] += x[k] * widen(w3[k]);
+  }
+  const float* acc[4] = {a0, a1, a2, a3};
+  for (int r = 0; r < 4; ++r) {
+    const float* a = acc[r];
+    out4[r] = ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7])) + s[r];
+  }
+}
+
+template <class WT>
+float dot1(const float* __restrict x, const WT* __restrict w, int K) {
+  float a[8] = {};
+  int k = 0;
+  for (; k + 8 <= K; k += 8)
+    for (int j = 0; j < 8; ++j) a[j] += x[k + j] * widen(w[k + j]);
+  float s = 0;
+  for (; k < K; ++k) s += x[k] * widen(w[k]);
+  return ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7])) + s;
+}
+
+template <class WT>
+void gemvRows(float* out, const float* in, const WT* w, const float* bias, int M, int N,
+              int K, int n0, int n1) {
+  int n = n0;
+  for (; n + 4 <= n1; n += 4) {
+    const WT* w0 = w + size_t(n) * K;
+    for (int m = 0; m < M; ++m) {
+      float r[4];
+      dot4(in + size_t(m) * K, w0, w0 + K, w0 + 2 * size_t(K), w0 + 3 * size_t(K), K, r);
+      for (int j = 0; j < 4; ++j) out[size_t(m) * N + n + j] = r[j] + (bias ? bias[n + j] : 0.f);
+    }
+  }
+  for (; n < n1; ++n)
+    for (int m = 0; m < M; ++m)
+      out[size_t(m) * N + n] =
+          dot1(in + size_t(m) * K, w + size_t(n) * K, K) + (bias ? bias[n] : 0.f);
+}
+
+// ---- prefill: packed panels and a register tile ----
+
+// dst[p][k][j] = W[p*kNR + j][k] for the nc x kc block at w (row stride K); rows past nc
+// are zero so the tile can always compute kNR columns.
+template <class WT>
+void packPanels(float* __restrict dst, const WT* __restrict w, int K, int nc, int kc) {
+  int panels = (nc + kNR - 1) / kNR;
+  for (int p = 0; p < panels; ++p) {
+    float* d = dst + size_t(p) * kc * kNR;
+    for (int j = 0; j < kNR; ++j) {
+      int row = p * kNR + j;
+      if (row < nc) {
+        const WT* src = w + size_t(row) * K;
+        for (int k = 0; k < kc; ++k) d[k * kNR + j] = widen(src[k]);
+      } else {
+        for (int k = 0; k < kc; ++k) d[k * kNR + j] = 0.f;
+      }
+    }
+  }
+}
+
+// c[MR, nr] (=|+=) a[MR, kc] · panel[kc, kNR]; `init` (bias or null) seeds the first slice.
+template <int MR>
+void registerTile(int kc, const float* __restrict a, int lda, const float* __restrict b,
+                  float* __restrict c, int ldc, int nr, bool accumulate, const float* init) {
+  float acc[MR][kNR] = {};
+  for (int k = 0; k < kc; ++k) {
+    const float* bk = b + k * kNR;
+    for (int r = 0; r < MR; ++r) {
+      float ar = a[size_t(r) * lda + k];
+      for (int j = 0; j < kNR; ++j) acc[r][j] += ar * bk[j];
+    }
+  }
+  for (int r = 0; r < MR; ++r) {
+    float* cr = c + size_t(r) * ldc;
+    for (int j = 0; j < nr; ++j)
+      cr[j] = (accumulate ? cr[j] : (init ? init[j] : 0.f)) + acc[r][j];
+  }
+}
+
+template <class WT>
+void gemmTask(float* out, const float* in, const WT* w, const float* bias, int N, int K,
+              int m0, int m1, int n0, int n1, float* pack) {
+  int nc = n1 - n0;
+  for (int k0 = 0; k0 < K; k0 += kKC) {
+    int kc = std::min(kKC, K - k0);
+    packPanels(pack, w + size_t(n0) * K + k0, K, nc, kc);
+    for (int m = m0; m < m1; m += kMR) {
+      const float* a = in + size_t(m) * K + k0;
+      for (int p = 0; p * kNR < nc; ++p) {
+        const float* b = pack + size_t(p) * kc * kNR;
+        float* c = out + size_t(m) * N + n0 + p * kNR;
+        int nr = std::min(kNR, nc - p * kNR);
+        const float* init = bias ? bias + n0 + p * kNR : nullptr;
+        bool acc = k0 > 0;
+        switch (std::min(kMR, m1 - m)) {
+          case 4: registerTile<4>(kc, a, K, b, c, N, nr, acc, init); break;
+          case 3: registerTile<3>(kc, a, K, b, c, N, nr, acc, init); break;
+          case 2: registerTile<2>(kc, a, K, b, c, N, nr, acc, init); break;
+          default: registerTile<1>(kc, a, K, b, c, N, nr, acc, init); break;
+        }
+      }
+    }
+  }
+}
+
+template <class WT>
+void matmulTyped(ThreadPool& pool, float* out, const float* in, const WT* w, const float* bias,
+                 int M, int N, int K) {
+  double macsPerRow = double(M) * K;  // per W row
+  if (M <= kGemvMaxM) {
+    size_t tasks = size_t((N + kGemvRows - 1) / kGemvRows);
+    size_t grain = size_t(std::max(1.0, 65536.0 / (macsPerRow * kGemvRows)));
+    pool.parallelFor(tasks, [&](size_t b, size_t e) {
+      int n0 = int(b) * kGemvRows, n1 = std::min(N, int(e) * kGemvRows);
+      gemvRows(out, in, w, bias, M, N, K, n0, n1);
+    }, grain);
+    return;
+  }
+  int nBlocks = (N + kNC - 1) / kNC, mBlocks = (M + kMC - 1) / kMC;
+  size_t tasks = size_t(nBlocks) * mBlocks;
+  pool.parallelFor(tasks, [&](size_t b, size_t e) {
+    thread_local std::vector<float> pack;
+    pack.resize(size_t(kNC) * kKC);
+    for (size_t t = b; t < e; ++t) {
+      // Consecutive tasks share the input rows and walk along W.
+      int mb = int(t / nBlocks), nb = int(t % nBlocks);
+      int m0 = mb * kMC, n0 = nb * kNC;
+      gemmTask(out, in, w, bias, N, K, m0, std::min(M, m0 + kMC), n0, std::min(N, n0 + kNC),
+               pack.data());
+    }
+  });
+}
+
+}  // namespace
+
+void matmul(ThreadPool& pool, float* out, const float* in, const void* w, DType wType,
+            const void* bias, int M, int N, int K) {
+  if (M <= 0 || N <= 0) return;
+  std::vector<float> biasF;
+  if (bias) {
+    biasF.resize(size_t(N));
+    toFloat(biasF.data(), bias, wType, size_t(N));
+  }
+  const float* b = bias ? biasF.data() : nullptr;
+  if (K <= 0) {
+    for (int m = 0; m < M; ++m)
+      for (int n = 0; n < N; ++n) out[size_t(m) * N + n] = b ? b[n] : 0.f;
+    return;
+  }
+  if (wType == DType::F32)
+    matmulTyped(pool, out, in, static_cast<const float*>(w), b, M, N, K);
+  else
+    matmulTyped(pool, out, in, static_cast<const uint16_t*>(w), b, M, N, K);
+}
+
+void logits(ThreadPool& pool, float* out, const float* hidden, const void* w, DType wType,
+            int M, int V, int K, float softcap) {
+  matmul(pool, out, hidden, w, wType, nullptr, M, V, K);
+  if (softcap > 0) {
+    size_t n = size_t(M) * V;
+    pool.parallelFor(n, [&](size_t b, size_t e) {
+      for (size_t i = b; i < e; ++i) out[i] = softcap * std::tanh(out[i] / softcap);
+    }, 8192);
+  }
+}
+
+}  // namespace cpu
+}  // namespace mixattn

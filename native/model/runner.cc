@@ -1,0 +1,314 @@
+#include "model/runner.h"
+
+#include <algorithm>
+#include <cstring>
+
+namespace mixattn {
+
+struct ModelRunner::LayerWeights {
+  const Weight *attnNorm, *qProj, *qBias, *kProj, *kBias, *vProj, *vBias, *qNorm, *kNorm;
+  const Weight *oProj, *postAttnNorm, *mlpNorm, *gateProj, *upProj, *downProj, *postMlpNorm;
+};
+
+namespace {
+std::string shapeString(const std::vector<int64_t>& s) {
+  std::string out = "[";
+  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
+  return out + "]";
+}
+int64_t numel(const std::vector<int64_t>& s) {
+  int64_t n = 1;
+  for (auto d : s) n *= d;
+  return n;
+}
+}  // namespace
+
+ModelRunner::ModelRunner(std::unique_ptr<Backend> backend, ModelDesc desc)
+    : backend_(std::move(backend)), desc_(std::move(desc)) {
+  validateModelDesc(desc_);
+  for (auto& w : expectedWeights(desc_)) expected_[w.name] = w.shape;
+}
+
+ModelRunner::~ModelRunner() {
+  for (auto& [name, w] : weights_) backend_->release(w.data);
+  for (void* p : {arena_, x_, h_, q_, k_, v_, attn_, o_, gate_, up_, rows_, meta_,
+                  static_cast<void*>(logitsDev_)})
+    if (p) backend_->release(p);
+}
+
+void ModelRunner::setWeight(const std::string& name, DType dtype,
+                            const std::vector<int64_t>& shape, const void* data, size_t bytes) {
+  auto it = expected_.find(name);
+  if (it == expected_.end()) throw Error("weight '" + name + "' is not part of this model");
+  if (shape != it->second)
+    throw Error("weight '" + name + "' has shape " + shapeString(shape) + ", expected " +
+                shapeString(it->second));
+  const size_t want = size_t(numel(shape)) * dtypeSize(dtype);
+  if (bytes != want)
+    throw Error("weight '" + name + "' has " + std::to_string(bytes) + " bytes, expected " +
+                std::to_string(want) + " for " + dtypeName(dtype) + " " + shapeString(shape));
+  if (weights_.count(name)) throw Error("weight '" + name + "' was given twice");
+  void* dev = backend_->alloc(bytes, name.c_str());
+  try {
+    backend_->upload(dev, data, bytes);
+  } catch (...) {
+    backend_->release(dev);
+    throw;
+  }
+  weights_[name] = Weight{dev, dtype};
+  weightBytes_ += bytes;
+  layerWeights_.clear();  // rebound lazily once complete
+}
+
+std::vector<std::string> ModelRunner::missingWeights() const {
+  std::vector<std::string> missing;
+  for (auto& w : expectedWeights(desc_))
+    if (!weights_.count(w.name)) missing.push_back(w.name);
+  return missing;
+}
+
+const ModelRunner::Weight* ModelRunner::find(const std::string& name) const {
+  auto it = weights_.find(name);
+  return it == weights_.end() ? nullptr : &it->second;
+}
+
+void ModelRunner::bindLayerWeights() {
+  auto missing = missingWeights();
+  if (!missing.empty())
+    throw Error("model is incomplete: weight '" + missing.front() + "' and " +
+                std::to_string(missing.size() - 1) + " more were never set");
+  layerWeights_.resize(desc_.numLayers);
+  for (int i = 0; i < desc_.numLayers; ++i) {
+    const std::string p = "layers." + std::to_string(i) + ".";
+    auto f = [&](const char* n) { return find(p + n); };
+    layerWeights_[i] = LayerWeights{f("attn_norm"), f("q_proj"),   f("q_bias"),
+                                    f("k_proj"),    f("k_bias"),   f("v_proj"),
+                                    f("v_bias"),    f("q_norm"),   f("k_norm"),
+                                    f("o_proj"),    f("post_attn_norm"), f("mlp_norm"),
+                                    f("gate_proj"), f("up_proj"),  f("down_proj"),
+                                    f("post_mlp_norm")};
+  }
+}
+
+size_t ModelRunner::pageBytes() const {
+  // All classes share one page size (uniform widths until low-rank classes arrive).
+  const auto& c = desc_.classes.front();
+  return size_t(blockSize_) * desc_.numKvHeads * (c.kDim + c.vDim) * dtypeSize(kvType_);
+}
+
+void ModelRunner::allocateKv(int numPages, DType dtype, int blockSize) {
+  if (numPages <= 0) throw Error("allocateKv: numPages must be > 0");
+  if (blockSize <= 0) throw Error("allocateKv: blockSize must be > 0");
+  const size_t page =
+      size_t(blockSize) * desc_.numKvHeads * 2 * desc_.headDim * dtypeSize(dtype);
+  void* arena = backend_->alloc(page * size_t(numPages), "KV cache");
+  if (arena_) backend_->release(arena_);
+  arena_ = arena;
+  numPages_ = numPages;
+  kvType_ = dtype;
+  blockSize_ = blockSize;
+}
+
+void ModelRunner::ensureWorkspace(int tokens, int logitRows) {
+  const size_t a = dtypeSize(backend_->activationDType());
+  if (tokens > capTokens_) {
+    const int cap = std::max(tokens, capTokens_ * 2);
+    const size_t H = desc_.hiddenSize, I = desc_.intermediateSize;
+    const size_t qDim = size_t(desc_.numHeads) * desc_.headDim;
+    const size_t kvDim = size_t(desc_.numKvHeads) * desc_.headDim;
+    auto grow = [&](void*& p, size_t elems, const char* what) {
+      void* n = backend_->alloc(elems * cap * a, what);
+      if (p) backend_->release(p);
+      p = n;
+    };
+    grow(x_, H, "activations");
+    grow(h_, H, "activations");
+    grow(o_, H, "activations");
+    grow(q_, qDim, "activations");
+    grow(attn_, qDim, "activations");
+    grow(k_, kvDim, "activations");
+    grow(v_, kvDim, "activations");
+    grow(gate_, I, "activations");
+    grow(up_, I, "activations");
+    capTokens_ = cap;
+  }
+  if (logitRows > capLogitRows_) {
+    const int cap = std::max(logitRows, capLogitRows_ * 2);
+    void* rows = backend_->alloc(size_t(cap) * desc_.hiddenSize * a, "logit rows");
+    void* lg;
+    try {
+      lg = backend_->alloc(size_t(cap) * desc_.vocabSize * sizeof(float), "logits");
+    } catch (...) {
+      backend_->release(rows);
+      throw;
+    }
+    if (rows_) backend_->release(rows_);
+    if (logitsDev_) backend_->release(logitsDev_);
+    rows_ = rows;
+    logitsDev_ = static_cast<float*>(lg);
+    capLogitRows_ = cap;
+  }
+}
+
+void ModelRunner::validateStep(const StepInput& in) const {
+  const size_t S = in.numNew.size();
+  if (S == 0) throw Error("forward: the batch has no sequences");
+  if (in.pastLen.size() != S) throw Error("forward: pastLen must have one entry per sequence");
+  if (!arena_) throw Error("forward: the KV cache was never allocated (allocateKv)");
+  if (in.tables.size() != desc_.classes.size() || in.tableStrides.size() != desc_.classes.size())
+    throw Error("forward: expected " + std::to_string(desc_.classes.size()) +
+                " block tables, one per cache class");
+  int64_t total = 0;
+  for (size_t s = 0; s < S; ++s) {
+    if (in.numNew[s] < 1) throw Error("forward: numNew[" + std::to_string(s) + "] must be >= 1");
+    if (in.pastLen[s] < 0) throw Error("forward: pastLen[" + std::to_string(s) + "] must be >= 0");
+    total += in.numNew[s];
+  }
+  if (total != int64_t(in.tokens.size()))
+    throw Error("forward: tokens has " + std::to_string(in.tokens.size()) +
+                " entries but numNew sums to " + std::to_string(total));
+  for (size_t c = 0; c < in.tables.size(); ++c) {
+    const int64_t stride = in.tableStrides[c];
+    if (stride < 0 || int64_t(in.tables[c].size()) != stride * int64_t(S))
+      throw Error("forward: tables[" + std::to_string(c) + "] must hold numSeqs x tableStride ints");
+    for (size_t s = 0; s < S; ++s) {
+      const int64_t blocks = (int64_t(in.pastLen[s]) + in.numNew[s] + blockSize_ - 1) / blockSize_;
+      if (blocks * desc_.classes[c].pagesPerBlock > stride)
+        throw Error("forward: tables[" + std::to_string(c) + "] row " + std::to_string(s) +
+                    " is too short for " + std::to_string(in.pastLen[s] + in.numNew[s]) +
+                    " tokens");
+    }
+  }
+  if (in.logitRows.empty()) throw Error("forward: logitRows must not be empty");
+  for (size_t r = 0; r < in.logitRows.size(); ++r)
+    if (in.logitRows[r] < 0 || in.logitRows[r] >= total)
+      throw Error("forward: logitRows[" + std::to_string(r) + "] = " +
+                  std::to_string(in.logitRows[r]) + " is not a row of this step");
+}
+
+void ModelRunner::forward(const StepInput& in, float* logits) {
+  validateStep(in);
+  if (layerWeights_.empty()) bindLayerWeights();
+  const ModelDesc& d = desc_;
+  Backend& be = *backend_;
+  const int S = int(in.numNew.size());
+  const int T = int(in.tokens.size());
+  const int R = int(in.logitRows.size());
+  ensureWorkspace(T, R);
+
+  // Step metadata as one int32 buffer: tokens, tokenStart, numNew, pastLen, positions,
+  // seqOfToken, logitRows, then each class's table rows.
+  std::vector<int32_t> meta;
+  meta.reserve(size_t(3 * T + 3 * S + R));
+  meta.insert(meta.end(), in.tokens.begin(), in.tokens.end());
+  const size_t oStart = meta.size();
+  for (int s = 0, row = 0; s < S; row += in.numNew[s], ++s) meta.push_back(row);
+  const size_t oNew = meta.size();
+  meta.insert(meta.end(), in.numNew.begin(), in.numNew.end());
+  const size_t oPast = meta.size();
+  meta.insert(meta.end(), in.pastLen.begin(), in.pastLen.end());
+  const size_t oPos = meta.size();
+  for (int s = 0; s < S; ++s)
+    for (int i = 0; i < in.numNew[s]; ++i) meta.push_back(in.pastLen[s] + i);
+  const size_t oSeq = meta.size();
+  for (int s = 0; s < S; ++s) meta.insert(meta.end(), size_t(in.numNew[s]), s);
+  const size_t oRows = meta.size();
+  meta.insert(meta.end(), in.logitRows.begin(), in.logitRows.end());
+  std::vector<size_t> oTables;
+  for (auto& t : in.tables) {
+    oTables.push_back(meta.size());
+    meta.insert(meta.end(), t.begin(), t.end());
+  }
+  const size_t metaBytes = meta.size() * sizeof(int32_t);
+  if (metaBytes > metaBytes_) {
+    void* m = be.alloc(std::max(metaBytes, metaBytes_ * 2), "step metadata");
+    if (meta_) be.release(meta_);
+    meta_ = m;
+    metaBytes_ = std::max(metaBytes, metaBytes_ * 2);
+  }
+  be.upload(meta_, meta.data(), metaBytes);
+  const int32_t* md = static_cast<const int32_t*>(meta_);
+
+  BatchLayout batch;
+  batch.numSeqs = S;
+  batch.numTokens = T;
+  batch.tokenStart = md + oStart;
+  batch.numNew = md + oNew;
+  batch.pastLen = md + oPast;
+  batch.positions = md + oPos;
+  batch.seqOfToken = md + oSeq;
+
+  auto pagedKv = [&](int layer) {
+    const LayerDesc& l = d.layers[layer];
+    const KvClassDesc& c = d.classes[l.kvClass];
+    PagedKv kv;
+    kv.arena = arena_;
+    kv.dtype = kvType_;
+    kv.pageBytes = pageBytes();
+    kv.numPages = numPages_;
+    kv.blockSize = blockSize_;
+    kv.numKvHeads = d.numKvHeads;
+    kv.kDim = c.kDim;
+    kv.vDim = c.vDim;
+    kv.blockTables = md + oTables[l.kvClass];
+    kv.tableStride = in.tableStrides[l.kvClass];
+    kv.pagesPerBlock = c.pagesPerBlock;
+    kv.slot = l.slot;
+    return kv;
+  };
+
+  const int H = d.hiddenSize, I = d.intermediateSize, hd = d.headDim;
+  const int qDim = d.numHeads * hd, kvDim = d.numKvHeads * hd;
+  const Weight* embed = find("embed");
+  be.embedding(x_, md, T, embed->data, embed->dtype, d.vocabSize, H, d.embeddingScale);
+  be.rmsnorm(h_, x_, layerWeights_[0].attnNorm->data, layerWeights_[0].attnNorm->dtype, T, H,
+             d.rmsNormEps);
+
+  auto bias = [](const Weight* w) { return w ? w->data : nullptr; };
+  for (int i = 0; i < d.numLayers; ++i) {
+    const LayerWeights& w = layerWeights_[i];
+    const LayerDesc& l = d.layers[i];
+    const RopeParams& rope = l.localRope ? d.ropeLocal : d.rope;
+
+    be.matmul(q_, h_, w.qProj->data, w.qProj->dtype, bias(w.qBias), T, qDim, H);
+    if (d.qkNorm) be.rmsnorm(q_, q_, w.qNorm->data, w.qNorm->dtype, T * d.numHeads, hd, d.rmsNormEps);
+    be.rope(q_, batch.positions, T, d.numHeads, hd, rope);
+    if (l.kvSource == i) {
+      be.matmul(k_, h_, w.kProj->data, w.kProj->dtype, bias(w.kBias), T, kvDim, H);
+      be.matmul(v_, h_, w.vProj->data, w.vProj->dtype, bias(w.vBias), T, kvDim, H);
+      if (d.qkNorm)
+        be.rmsnorm(k_, k_, w.kNorm->data, w.kNorm->dtype, T * d.numKvHeads, hd, d.rmsNormEps);
+      be.rope(k_, batch.positions, T, d.numKvHeads, hd, rope);
+      be.appendKv(pagedKv(i), batch, k_, v_);
+    }
+    be.attention(attn_, q_, pagedKv(l.kvSource), batch, d.numHeads, l.window, d.attnScale,
+                 d.attnSoftcap);
+    be.matmul(o_, attn_, w.oProj->data, w.oProj->dtype, nullptr, T, H, qDim);
+    if (d.sandwichNorm)
+      be.rmsnorm(o_, o_, w.postAttnNorm->data, w.postAttnNorm->dtype, T, H, d.rmsNormEps);
+    be.addRmsnorm(h_, x_, o_, w.mlpNorm->data, w.mlpNorm->dtype, T, H, d.rmsNormEps);
+
+    be.matmul(gate_, h_, w.gateProj->data, w.gateProj->dtype, nullptr, T, I, H);
+    be.matmul(up_, h_, w.upProj->data, w.upProj->dtype, nullptr, T, I, H);
+    be.gatedActivation(gate_, gate_, up_, T, I, d.activation);
+    be.matmul(o_, gate_, w.downProj->data, w.downProj->dtype, nullptr, T, H, I);
+    if (d.sandwichNorm)
+      be.rmsnorm(o_, o_, w.postMlpNorm->data, w.postMlpNorm->dtype, T, H, d.rmsNormEps);
+    if (i + 1 < d.numLayers) {
+      const Weight* next = layerWeights_[i + 1].attnNorm;
+      be.addRmsnorm(h_, x_, o_, next->data, next->dtype, T, H, d.rmsNormEps);
+    } else {
+      be.add(x_, o_, size_t(T) * H);
+    }
+  }
+
+  // Only the rows that need logits go through the final norm and the LM head.
+  const Weight* finalNorm = find("final_norm");
+  const Weight* head = d.tieWordEmbeddings ? embed : find("lm_head");
+  be.gatherRows(rows_, x_, md + oRows, R, H);
+  be.rmsnorm(rows_, rows_, finalNorm->data, finalNorm->dtype, R, H, d.rmsNormEps);
+  be.logits(logitsDev_, rows_, head->data, head->dtype, R, d.vocabSize, H, d.finalSoftcap);
+  be.download(logits, logitsDev_, size_t(R) * d.vocabSize * sizeof(float));
+}
+
+}  // namespace mixattn

@@ -1,0 +1,87 @@
+// The model runner: owns a backend, the weights and the paged KV arena, and runs one forward
+// step for a batch of sequences (any mix of prefill chunks and decode tokens) as a sequence of
+// backend ops. The layer loop lives here, not in JS, so a step costs one call from JS.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backend.h"
+#include "model/model_desc.h"
+
+namespace mixattn {
+
+// One step's input, in host memory. Sequence s has numNew[s] new tokens (rows
+// tokenStart[s]…) after pastLen[s] cached ones; tables[c] holds the batch's block-table rows
+// of cache class c (numSeqs rows of tableStrides[c] ints, layout as PagedKv documents).
+struct StepInput {
+  std::vector<int32_t> tokens;
+  std::vector<int32_t> numNew;
+  std::vector<int32_t> pastLen;
+  std::vector<std::vector<int32_t>> tables;
+  std::vector<int32_t> tableStrides;
+  std::vector<int32_t> logitRows;  // rows whose logits are returned, in this order
+};
+
+class ModelRunner {
+ public:
+  ModelRunner(std::unique_ptr<Backend> backend, ModelDesc desc);
+  ~ModelRunner();
+  ModelRunner(const ModelRunner&) = delete;
+  ModelRunner& operator=(const ModelRunner&) = delete;
+
+  const ModelDesc& desc() const { return desc_; }
+  Backend& backend() { return *backend_; }
+
+  // Copies one weight to the backend. Throws on an unknown name, a wrong shape or size,
+  // or a weight given twice; nothing is kept on error.
+  void setWeight(const std::string& name, DType dtype, const std::vector<int64_t>& shape,
+                 const void* data, size_t bytes);
+  // Names of expected weights not yet set (empty when the model is complete).
+  std::vector<std::string> missingWeights() const;
+  size_t weightBytes() const { return weightBytes_; }
+
+  // (Re)allocates the page arena; see PagedKv for the page layout.
+  void allocateKv(int numPages, DType dtype, int blockSize);
+  size_t pageBytes() const;
+  int numPages() const { return numPages_; }
+
+  // Runs one step; writes logits [logitRows.size(), vocab] (fp32) to `logits`.
+  void forward(const StepInput& in, float* logits);
+
+ private:
+  struct Weight {
+    void* data = nullptr;
+    DType dtype = DType::F32;
+  };
+  struct LayerWeights;
+
+  const Weight* find(const std::string& name) const;
+  void bindLayerWeights();
+  void ensureWorkspace(int tokens, int logitRows);
+  void validateStep(const StepInput& in) const;
+
+  std::unique_ptr<Backend> backend_;
+  ModelDesc desc_;
+  std::map<std::string, std::vector<int64_t>> expected_;
+  std::map<std::string, Weight> weights_;
+  std::vector<LayerWeights> layerWeights_;
+  size_t weightBytes_ = 0;
+
+  void* arena_ = nullptr;
+  int numPages_ = 0;
+  DType kvType_ = DType::F32;
+  int blockSize_ = 16;
+
+  // Workspace, grown on demand; all in the backend's activation dtype.
+  int capTokens_ = 0, capLogitRows_ = 0;
+  void *x_ = nullptr, *h_ = nullptr, *q_ = nullptr, *k_ = nullptr, *v_ = nullptr;
+  void *attn_ = nullptr, *o_ = nullptr, *gate_ = nullptr, *up_ = nullptr, *rows_ = nullptr;
+  void* meta_ = nullptr;
+  size_t metaBytes_ = 0;
+  float* logitsDev_ = nullptr;
+};
+
+}  // namespace mixattn
