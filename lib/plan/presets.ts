@@ -14,7 +14,8 @@
  * - `ma-pairs`: `ma`'s global layers split in two groups, the first floor(G/2) reading the first
  *   global layer and the rest reading the first of theirs, which lands near mid-depth. The
  *   22-layer port in DESIGN.md is this layout with its last layer sliding.
- * - `ma-endslide` keeps layer 0 global, so for L = 1 it equals `ma`.
+ * - `ma-endslide` keeps layer 0 global, so for L = 1 it equals `ma`. For L <= 6 and whenever
+ *   L % 6 is 0, 4 or 5 it coincides with `characterai` (the grid without `ma`'s last global).
  */
 import { PlanError, type LayerPlan, type LayerSpec } from './types.js';
 import { validatePlan } from './validate.js';
@@ -37,15 +38,15 @@ export const DEFAULT_WINDOW = 1024;
 
 /** One line per preset, for docs and CLI listings. */
 export const PRESET_SUMMARIES: Readonly<Record<PresetName, string>> = {
-  standard: 'every layer global and owning its cache (a plain transformer).',
-  sliding: 'every layer sliding (window W) and owning its cache (Mistral-7B-v0.1 style).',
+  standard: 'Every layer global and owning its cache (a plain transformer).',
+  sliding: 'Every layer sliding and owning its cache (Mistral 7B v0.1 style).',
   ma: 'MixAttention: global layers at 0, 6, 12, ... and the last layer, all reading layer 0; sliding layers in runs of 2-3 sharing one cache.',
-  'ma-endslide': 'as ma, but the last layer is sliding (it joins the last sliding stretch).',
-  'ma-offset': 'round(L/4) sliding layers, then the ma layout: the global cache is computed at layer round(L/4) and read by all later global layers.',
-  'ma-pairs': 'as ma, with two global caches: the first half of the global layers read layer 0, the second half read the first global layer of their half.',
+  'ma-endslide': 'As ma, but the last layer is sliding (it joins the last sliding stretch).',
+  'ma-offset': 'The first round(L/4) layers sliding, then the ma layout: the global cache is computed at layer round(L/4) and read by every later global layer.',
+  'ma-pairs': "As ma, with two global caches: the first half of the global layers read layer 0, the second half read their half's first layer.",
   characterai: 'Character.AI: global layers at 0, 6, 12, ... all reading layer 0; sliding layers in runs of 2-3 sharing one cache.',
   gemma3: 'Gemma 3: global where (i+1) % 6 == 0, the rest sliding; every layer owns its cache.',
-  cla2: 'cross-layer attention: all global, adjacent pairs (0,1), (2,3), ... share the first one\'s cache; an odd last layer owns its own.',
+  cla2: "Cross-layer attention: all global; adjacent pairs (0,1), (2,3), ... share the first one's cache; an odd last layer owns its own.",
 };
 
 /** Character.AI's ratio: one global layer in six. */

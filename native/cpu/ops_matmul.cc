@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "cpu/cpu_ops.h"
+#include "cpu/simd.h"
 
 namespace mixattn {
 namespace cpu {
@@ -32,44 +33,37 @@ inline float widen(uint16_t x) { return bf16ToFloat(x); }
 
 // ---- decode: streamed dot products ----
 
-// Dots x with 4 W rows at once (x stays in registers/L1; 8 lanes per row).
+// Dots x with 4 W rows at once: x is loaded once per 8 columns for 4 rows of W.
 template <class WT>
 void dot4(const float* __restrict x, const WT* __restrict w0, const WT* __restrict w1,
           const WT* __restrict w2, const WT* __restrict w3, int K, float* out4) {
-  float a0[8] = {}, a1[8] = {}, a2[8] = {}, a3[8] = {};
+  F32x8 a0 = zero8(), a1 = zero8(), a2 = zero8(), a3 = zero8();
   int k = 0;
   for (; k + 8 <= K; k += 8) {
-    for (int j = 0; j < 8; ++j) {
-      float xv = x[k + j];
-      a0[j] += xv * widen(w0[k + j]);
-      a1[j] += xv * widen(w1[k + j]);
-      a2[j] += xv * widen(w2[k + j]);
-      a3[j] += xv * widen(w3[k + j]);
-    }
+    F32x8 xv = load8(x + k);
+    a0 += xv * load8(w0 + k);
+    a1 += xv * load8(w1 + k);
+    a2 += xv * load8(w2 + k);
+    a3 += xv * load8(w3 + k);
   }
-  float s[4] = {0, 0, 0, 0};
+  float s[4] = {hsum8(a0), hsum8(a1), hsum8(a2), hsum8(a3)};
   for (; k < K; ++k) {
     s[0] += x[k] * widen(w0[k]);
     s[1] += x[k] * widen(w1[k]);
     s[2] += x[k] * widen(w2[k]);
     s[3] += x[k] * widen(w3[k]);
   }
-  const float* acc[4] = {a0, a1, a2, a3};
-  for (int r = 0; r < 4; ++r) {
-    const float* a = acc[r];
-    out4[r] = ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7])) + s[r];
-  }
+  for (int r = 0; r < 4; ++r) out4[r] = s[r];
 }
 
 template <class WT>
 float dot1(const float* __restrict x, const WT* __restrict w, int K) {
-  float a[8] = {};
+  F32x8 a = zero8();
   int k = 0;
-  for (; k + 8 <= K; k += 8)
-    for (int j = 0; j < 8; ++j) a[j] += x[k + j] * widen(w[k + j]);
-  float s = 0;
+  for (; k + 8 <= K; k += 8) a += load8(x + k) * load8(w + k);
+  float s = hsum8(a);
   for (; k < K; ++k) s += x[k] * widen(w[k]);
-  return ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7])) + s;
+  return s;
 }
 
 template <class WT>
@@ -112,21 +106,22 @@ void packPanels(float* __restrict dst, const WT* __restrict w, int K, int nc, in
 }
 
 // c[MR, nr] (=|+=) a[MR, kc] · panel[kc, kNR]; `init` (bias or null) seeds the first slice.
+// MR x kNR accumulators stay in registers; per k: one panel row, MR broadcasts.
 template <int MR>
 void registerTile(int kc, const float* __restrict a, int lda, const float* __restrict b,
                   float* __restrict c, int ldc, int nr, bool accumulate, const float* init) {
-  float acc[MR][kNR] = {};
+  F32x8 acc[MR];
+  for (int r = 0; r < MR; ++r) acc[r] = zero8();
   for (int k = 0; k < kc; ++k) {
-    const float* bk = b + k * kNR;
-    for (int r = 0; r < MR; ++r) {
-      float ar = a[size_t(r) * lda + k];
-      for (int j = 0; j < kNR; ++j) acc[r][j] += ar * bk[j];
-    }
+    F32x8 bk = load8(b + k * kNR);
+    for (int r = 0; r < MR; ++r) acc[r] += splat8(a[size_t(r) * lda + k]) * bk;
   }
   for (int r = 0; r < MR; ++r) {
+    float tile[kNR];
+    store8(tile, acc[r]);
     float* cr = c + size_t(r) * ldc;
     for (int j = 0; j < nr; ++j)
-      cr[j] = (accumulate ? cr[j] : (init ? init[j] : 0.f)) + acc[r][j];
+      cr[j] = (accumulate ? cr[j] : (init ? init[j] : 0.f)) + tile[j];
   }
 }
 

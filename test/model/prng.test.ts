@@ -23,13 +23,11 @@ describe('Prng', () => {
   });
 
   it('gives different streams for different seeds, including seeds above 2^32', () => {
-    const first = (s: number) => take(8, () => new Prng(s).nextU32()).join();
     const streams = [0, 1, 2, 2 ** 32, 2 ** 32 + 1, Number.MAX_SAFE_INTEGER].map((s) => {
       const p = new Prng(s);
       return take(8, () => p.nextU32()).join();
     });
     expect(new Set(streams).size).toBe(streams.length);
-    expect(first(7)).toBe(first(7));
   });
 
   it('rejects seeds that are not non-negative safe integers', () => {

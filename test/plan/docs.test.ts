@@ -15,7 +15,7 @@ const block = (title: string, text: string, layout: string): string => `### ${ti
 
 function renderLayouts(): string {
   const presets = PRESET_NAMES.map((n) =>
-    block(`\`${n}\``, PRESET_SUMMARIES[n].replace(/^./, (c) => c.toUpperCase()), formatPlan(presetPlan(n, 24))),
+    block(`\`${n}\``, PRESET_SUMMARIES[n], formatPlan(presetPlan(n, 24))),
   );
   const examples = [
     block('`characterai`, 13 layers', "LLM Foundry's encoding of Character.AI.", formatPlan(presetPlan('characterai', 13))),

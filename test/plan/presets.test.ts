@@ -136,6 +136,13 @@ describe('ma-endslide', () => {
       for (const i of globalLayers(p)) expect(p.layers[i].kvSource).toBe(0);
     });
   });
+
+  it('coincides with characterai exactly when L <= 6 or L % 6 is 0, 4 or 5', () => {
+    forAll('ma-endslide', (p, L) => {
+      const same = JSON.stringify(p.layers) === JSON.stringify(presetPlan('characterai', L).layers);
+      expect(same, `L=${L}`).toBe(L <= 6 || [0, 4, 5].includes(L % 6));
+    });
+  });
 });
 
 describe('ma-offset', () => {
