@@ -33,20 +33,26 @@ inline float widen(uint16_t x) { return bf16ToFloat(x); }
 
 // ---- decode: streamed dot products ----
 
-// Dots x with 4 W rows at once: x is loaded once per 8 columns for 4 rows of W.
+// Dots x with 4 W rows at once: each x vector loaded serves 4 rows of W; two accumulators
+// per row (8 columns per step) keep the add chains short.
 template <class WT>
 void dot4(const float* __restrict x, const WT* __restrict w0, const WT* __restrict w1,
           const WT* __restrict w2, const WT* __restrict w3, int K, float* out4) {
-  F32x8 a0 = zero8(), a1 = zero8(), a2 = zero8(), a3 = zero8();
+  F32x4 a0 = zero4(), a1 = zero4(), a2 = zero4(), a3 = zero4();
+  F32x4 b0 = zero4(), b1 = zero4(), b2 = zero4(), b3 = zero4();
   int k = 0;
   for (; k + 8 <= K; k += 8) {
-    F32x8 xv = load8(x + k);
-    a0 += xv * load8(w0 + k);
-    a1 += xv * load8(w1 + k);
-    a2 += xv * load8(w2 + k);
-    a3 += xv * load8(w3 + k);
+    F32x4 x0 = load4(x + k), x1 = load4(x + k + 4);
+    a0 += x0 * load4(w0 + k);
+    b0 += x1 * load4(w0 + k + 4);
+    a1 += x0 * load4(w1 + k);
+    b1 += x1 * load4(w1 + k + 4);
+    a2 += x0 * load4(w2 + k);
+    b2 += x1 * load4(w2 + k + 4);
+    a3 += x0 * load4(w3 + k);
+    b3 += x1 * load4(w3 + k + 4);
   }
-  float s[4] = {hsum8(a0), hsum8(a1), hsum8(a2), hsum8(a3)};
+  float s[4] = {hsum4(a0 + b0), hsum4(a1 + b1), hsum4(a2 + b2), hsum4(a3 + b3)};
   for (; k < K; ++k) {
     s[0] += x[k] * widen(w0[k]);
     s[1] += x[k] * widen(w1[k]);
@@ -58,10 +64,13 @@ void dot4(const float* __restrict x, const WT* __restrict w0, const WT* __restri
 
 template <class WT>
 float dot1(const float* __restrict x, const WT* __restrict w, int K) {
-  F32x8 a = zero8();
+  F32x4 a = zero4(), b = zero4();
   int k = 0;
-  for (; k + 8 <= K; k += 8) a += load8(x + k) * load8(w + k);
-  float s = hsum8(a);
+  for (; k + 8 <= K; k += 8) {
+    a += load4(x + k) * load4(w + k);
+    b += load4(x + k + 4) * load4(w + k + 4);
+  }
+  float s = hsum4(a + b);
   for (; k < K; ++k) s += x[k] * widen(w[k]);
   return s;
 }
@@ -106,19 +115,29 @@ void packPanels(float* __restrict dst, const WT* __restrict w, int K, int nc, in
 }
 
 // c[MR, nr] (=|+=) a[MR, kc] · panel[kc, kNR]; `init` (bias or null) seeds the first slice.
-// MR x kNR accumulators stay in registers; per k: one panel row, MR broadcasts.
+// The MR x 8 accumulators live in registers (the unroll pragmas make sure of it); per k:
+// one panel row (two vectors), MR broadcasts, 2·MR multiply-adds.
 template <int MR>
 void registerTile(int kc, const float* __restrict a, int lda, const float* __restrict b,
                   float* __restrict c, int ldc, int nr, bool accumulate, const float* init) {
-  F32x8 acc[MR];
-  for (int r = 0; r < MR; ++r) acc[r] = zero8();
+  static_assert(kNR == 8, "the tile holds two 4-wide vectors per row");
+  F32x4 acc[MR][2];
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r) acc[r][0] = acc[r][1] = zero4();
   for (int k = 0; k < kc; ++k) {
-    F32x8 bk = load8(b + k * kNR);
-    for (int r = 0; r < MR; ++r) acc[r] += splat8(a[size_t(r) * lda + k]) * bk;
+    F32x4 b0 = load4(b + k * kNR), b1 = load4(b + k * kNR + 4);
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; ++r) {
+      F32x4 ar = splat4(a[size_t(r) * lda + k]);
+      acc[r][0] += ar * b0;
+      acc[r][1] += ar * b1;
+    }
   }
+#pragma GCC unroll 8
   for (int r = 0; r < MR; ++r) {
     float tile[kNR];
-    store8(tile, acc[r]);
+    store4(tile, acc[r][0]);
+    store4(tile + 4, acc[r][1]);
     float* cr = c + size_t(r) * ldc;
     for (int j = 0; j < nr; ++j)
       cr[j] = (accumulate ? cr[j] : (init ? init[j] : 0.f)) + tile[j];
