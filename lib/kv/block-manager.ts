@@ -148,7 +148,7 @@ export class KvBlockManager {
     let net = 0;
     for (let i = 0; i < seqs.length; i++) {
       const s = this.state(seqs[i]);
-      checkInt(`ks[${i}]`, ks[i], 0);
+      if (!Number.isInteger(ks[i]) || ks[i] < 0) checkInt(`ks[${i}]`, ks[i], 0); // no string per call
       if (s.batchMark === mark) throw new RangeError(`tryReserveBatch: seqs[${i}] repeats sequence ${seqs[i]}`);
       s.batchMark = mark;
       net += this.netPages(s, ks[i]);

@@ -10,6 +10,7 @@
 //   axpy over kNR, which the compiler vectorises at plain -O3 (no reassociation needed).
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 #include <vector>
 
 #include "cpu/cpu_ops.h"
@@ -35,9 +36,9 @@ inline float widen(uint16_t x) { return bf16ToFloat(x); }
 
 // Dots x with 4 W rows at once: each x vector loaded serves 4 rows of W; two accumulators
 // per row (8 columns per step) keep the add chains short.
-template <class WT>
-void dot4(const float* __restrict x, const WT* __restrict w0, const WT* __restrict w1,
-          const WT* __restrict w2, const WT* __restrict w3, int K, float* out4) {
+void dot4(const float* __restrict x, const float* const* w, int K, float* out4) {
+  const float *__restrict w0 = w[0], *__restrict w1 = w[1], *__restrict w2 = w[2],
+              *__restrict w3 = w[3];
   F32x4 a0 = zero4(), a1 = zero4(), a2 = zero4(), a3 = zero4();
   F32x4 b0 = zero4(), b1 = zero4(), b2 = zero4(), b3 = zero4();
   int k = 0;
@@ -53,44 +54,49 @@ void dot4(const float* __restrict x, const WT* __restrict w0, const WT* __restri
     b3 += x1 * load4(w3 + k + 4);
   }
   float s[4] = {hsum4(a0 + b0), hsum4(a1 + b1), hsum4(a2 + b2), hsum4(a3 + b3)};
-  for (; k < K; ++k) {
-    s[0] += x[k] * widen(w0[k]);
-    s[1] += x[k] * widen(w1[k]);
-    s[2] += x[k] * widen(w2[k]);
-    s[3] += x[k] * widen(w3[k]);
-  }
+  for (; k < K; ++k)
+    for (int r = 0; r < 4; ++r) s[r] += x[k] * w[r][k];
   for (int r = 0; r < 4; ++r) out4[r] = s[r];
 }
 
-template <class WT>
-float dot1(const float* __restrict x, const WT* __restrict w, int K) {
-  F32x4 a = zero4(), b = zero4();
+// bf16 W: x comes pre-split by parity (splitPairs), so each 8 weights widen with one load,
+// a shift and a mask instead of unpacking.
+void dot4(const float* __restrict x, const uint16_t* const* w, int K, float* out4) {
+  F32x4 ae[4] = {zero4(), zero4(), zero4(), zero4()};
+  F32x4 ao[4] = {zero4(), zero4(), zero4(), zero4()};
   int k = 0;
   for (; k + 8 <= K; k += 8) {
-    a += load4(x + k) * load4(w + k);
-    b += load4(x + k + 4) * load4(w + k + 4);
-  }
-  float s = hsum4(a + b);
-  for (; k < K; ++k) s += x[k] * widen(w[k]);
-  return s;
-}
-
-template <class WT>
-void gemvRows(float* out, const float* in, const WT* w, const float* bias, int M, int N,
-              int K, int n0, int n1) {
-  int n = n0;
-  for (; n + 4 <= n1; n += 4) {
-    const WT* w0 = w + size_t(n) * K;
-    for (int m = 0; m < M; ++m) {
-      float r[4];
-      dot4(in + size_t(m) * K, w0, w0 + K, w0 + 2 * size_t(K), w0 + 3 * size_t(K), K, r);
-      for (int j = 0; j < 4; ++j) out[size_t(m) * N + n + j] = r[j] + (bias ? bias[n + j] : 0.f);
+    F32x4 xe = load4(x + k), xo = load4(x + k + 4);
+#pragma GCC unroll 4
+    for (int r = 0; r < 4; ++r) {
+      F32x4 e, o;
+      loadBf16Split(w[r] + k, e, o);
+      ae[r] += xe * e;
+      ao[r] += xo * o;
     }
   }
-  for (; n < n1; ++n)
-    for (int m = 0; m < M; ++m)
-      out[size_t(m) * N + n] =
-          dot1(in + size_t(m) * K, w + size_t(n) * K, K) + (bias ? bias[n] : 0.f);
+  for (int r = 0; r < 4; ++r) {
+    float s = hsum4(ae[r] + ao[r]);
+    for (int kk = k; kk < K; ++kk) s += x[kk] * bf16ToFloat(w[r][kk]);
+    out4[r] = s;
+  }
+}
+
+// Rows of W, 4 at a time (a tail of 1-3 rows repeats the last row and drops the extras),
+// each dotted with the M input rows while it is in L1.
+template <class WT>
+void gemvRows(float* out, const float* x, const WT* w, const float* bias, int M, int N, int K,
+              int n0, int n1) {
+  for (int n = n0; n < n1; n += 4) {
+    const WT* rows[4];
+    for (int r = 0; r < 4; ++r) rows[r] = w + size_t(std::min(n + r, n1 - 1)) * K;
+    for (int m = 0; m < M; ++m) {
+      float r4[4];
+      dot4(x + size_t(m) * K, rows, K, r4);
+      for (int r = 0; r < 4 && n + r < n1; ++r)
+        out[size_t(m) * N + n + r] = r4[r] + (bias ? bias[n + r] : 0.f);
+    }
+  }
 }
 
 // ---- prefill: packed panels and a register tile ----
@@ -175,11 +181,18 @@ void matmulTyped(ThreadPool& pool, float* out, const float* in, const WT* w, con
                  int M, int N, int K) {
   double macsPerRow = double(M) * K;  // per W row
   if (M <= kGemvMaxM) {
+    std::vector<float> split;
+    const float* x = in;
+    if (std::is_same<WT, uint16_t>::value) {
+      split.resize(size_t(M) * K);
+      for (int m = 0; m < M; ++m) splitPairs(split.data() + size_t(m) * K, in + size_t(m) * K, K);
+      x = split.data();
+    }
     size_t tasks = size_t((N + kGemvRows - 1) / kGemvRows);
     size_t grain = size_t(std::max(1.0, 65536.0 / (macsPerRow * kGemvRows)));
     pool.parallelFor(tasks, [&](size_t b, size_t e) {
       int n0 = int(b) * kGemvRows, n1 = std::min(N, int(e) * kGemvRows);
-      gemvRows(out, in, w, bias, M, N, K, n0, n1);
+      gemvRows(out, x, w, bias, M, N, K, n0, n1);
     }, grain);
     return;
   }

@@ -35,6 +35,18 @@ inline F32x4 load4(const uint16_t* p) {
 }
 inline void store4(float* p, F32x4 v) { std::memcpy(p, &v, sizeof v); }
 
+// Widens 8 bf16 values with one load and two bit operations, split by parity:
+// even = elements 0,2,4,6 and odd = 1,3,5,7 (each 32-bit lane holds an even element in its
+// low half and the next odd one in its high half; little-endian). Pair with x vectors laid
+// out the same way (splitPairs) when only a dot product is wanted.
+inline void loadBf16Split(const uint16_t* p, F32x4& even, F32x4& odd) {
+  U32x4 w;
+  std::memcpy(&w, p, sizeof w);
+  U32x4 e = w << 16, o = w & 0xffff0000u;
+  std::memcpy(&even, &e, sizeof even);
+  std::memcpy(&odd, &o, sizeof odd);
+}
+
 #else
 
 struct F32x4 {
@@ -66,8 +78,31 @@ inline F32x4 load4(const uint16_t* p) {
   return r;
 }
 inline void store4(float* p, F32x4 v) { std::memcpy(p, v.v, sizeof v.v); }
+inline void loadBf16Split(const uint16_t* p, F32x4& even, F32x4& odd) {
+  for (int i = 0; i < 4; ++i) {
+    uint32_t e = uint32_t(p[2 * i]) << 16, o = uint32_t(p[2 * i + 1]) << 16;
+    std::memcpy(&even.v[i], &e, 4);
+    std::memcpy(&odd.v[i], &o, 4);
+  }
+}
 
 #endif
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+#error "loadBf16Split assumes a little-endian target"
+#endif
+
+// Reorders each full block of 8 floats as (0,2,4,6, 1,3,5,7) to match loadBf16Split;
+// a tail shorter than 8 is copied as is.
+inline void splitPairs(float* __restrict dst, const float* __restrict src, int n) {
+  int k = 0;
+  for (; k + 8 <= n; k += 8)
+    for (int i = 0; i < 4; ++i) {
+      dst[k + i] = src[k + 2 * i];
+      dst[k + 4 + i] = src[k + 2 * i + 1];
+    }
+  for (; k < n; ++k) dst[k] = src[k];
+}
 
 // Sum of the 4 lanes, pairwise.
 inline float hsum4(F32x4 v) { return (v[0] + v[2]) + (v[1] + v[3]); }
