@@ -15,18 +15,18 @@
 
 #include "cpu/cpu_ops.h"
 #include "cpu/simd.h"
+#include "cpu/tile.h"
 
 namespace mixattn {
 namespace cpu {
 
 namespace {
 
-constexpr int kMR = 4;    // input rows per register tile
-constexpr int kNR = 8;    // W rows per register tile = one packed panel
+constexpr int kNR = kTileCols;  // W rows per packed panel
 constexpr int kKC = 256;  // K slice: one packed panel (kKC x kNR fp32 = 8 KB) sits in L1
 constexpr int kNC = 64;   // W rows per task: the packed slice (64 KB) sits in L2
-constexpr int kMC = 64;   // input rows per task
-constexpr int kGemvMaxM = 3;
+constexpr int kMC = 96;   // input rows per task (a multiple of kTileRows)
+constexpr int kGemvMaxM = 16;  // measured: below this, packing costs more than it saves
 constexpr int kGemvRows = 16;  // W rows per gemv task
 
 inline float widen(float x) { return x; }
@@ -120,36 +120,6 @@ void packPanels(float* __restrict dst, const WT* __restrict w, int K, int nc, in
   }
 }
 
-// c[MR, nr] (=|+=) a[MR, kc] · panel[kc, kNR]; `init` (bias or null) seeds the first slice.
-// The MR x 8 accumulators live in registers (the unroll pragmas make sure of it); per k:
-// one panel row (two vectors), MR broadcasts, 2·MR multiply-adds.
-template <int MR>
-void registerTile(int kc, const float* __restrict a, int lda, const float* __restrict b,
-                  float* __restrict c, int ldc, int nr, bool accumulate, const float* init) {
-  static_assert(kNR == 8, "the tile holds two 4-wide vectors per row");
-  F32x4 acc[MR][2];
-#pragma GCC unroll 8
-  for (int r = 0; r < MR; ++r) acc[r][0] = acc[r][1] = zero4();
-  for (int k = 0; k < kc; ++k) {
-    F32x4 b0 = load4(b + k * kNR), b1 = load4(b + k * kNR + 4);
-#pragma GCC unroll 8
-    for (int r = 0; r < MR; ++r) {
-      F32x4 ar = splat4(a[size_t(r) * lda + k]);
-      acc[r][0] += ar * b0;
-      acc[r][1] += ar * b1;
-    }
-  }
-#pragma GCC unroll 8
-  for (int r = 0; r < MR; ++r) {
-    float tile[kNR];
-    store4(tile, acc[r][0]);
-    store4(tile + 4, acc[r][1]);
-    float* cr = c + size_t(r) * ldc;
-    for (int j = 0; j < nr; ++j)
-      cr[j] = (accumulate ? cr[j] : (init ? init[j] : 0.f)) + tile[j];
-  }
-}
-
 template <class WT>
 void gemmTask(float* out, const float* in, const WT* w, const float* bias, int N, int K,
               int m0, int m1, int n0, int n1, float* pack) {
@@ -157,21 +127,11 @@ void gemmTask(float* out, const float* in, const WT* w, const float* bias, int N
   for (int k0 = 0; k0 < K; k0 += kKC) {
     int kc = std::min(kKC, K - k0);
     packPanels(pack, w + size_t(n0) * K + k0, K, nc, kc);
-    for (int m = m0; m < m1; m += kMR) {
-      const float* a = in + size_t(m) * K + k0;
-      for (int p = 0; p * kNR < nc; ++p) {
-        const float* b = pack + size_t(p) * kc * kNR;
-        float* c = out + size_t(m) * N + n0 + p * kNR;
-        int nr = std::min(kNR, nc - p * kNR);
-        const float* init = bias ? bias + n0 + p * kNR : nullptr;
-        bool acc = k0 > 0;
-        switch (std::min(kMR, m1 - m)) {
-          case 4: registerTile<4>(kc, a, K, b, c, N, nr, acc, init); break;
-          case 3: registerTile<3>(kc, a, K, b, c, N, nr, acc, init); break;
-          case 2: registerTile<2>(kc, a, K, b, c, N, nr, acc, init); break;
-          default: registerTile<1>(kc, a, K, b, c, N, nr, acc, init); break;
-        }
-      }
+    for (int p = 0; p * kNR < nc; ++p) {
+      // All kMC input rows against this panel: the panel stays in L1 throughout.
+      multiplyStrip(m1 - m0, kc, in + size_t(m0) * K + k0, K, pack + size_t(p) * kc * kNR, kNR,
+                    out + size_t(m0) * N + n0 + p * kNR, N, std::min(kNR, nc - p * kNR),
+                    k0 > 0, bias ? bias + n0 + p * kNR : nullptr);
     }
   }
 }

@@ -107,5 +107,75 @@ inline void splitPairs(float* __restrict dst, const float* __restrict src, int n
 // Sum of the 4 lanes, pairwise.
 inline float hsum4(F32x4 v) { return (v[0] + v[2]) + (v[1] + v[3]); }
 
+// Inverse of splitPairs, times `scale`.
+inline void unsplitPairs(float* __restrict dst, const float* __restrict src, int n, float scale) {
+  int k = 0;
+  for (; k + 8 <= n; k += 8)
+    for (int i = 0; i < 4; ++i) {
+      dst[k + 2 * i] = src[k + i] * scale;
+      dst[k + 2 * i + 1] = src[k + 4 + i] * scale;
+    }
+  for (; k < n; ++k) dst[k] = src[k] * scale;
+}
+
+// a · b in fp32, two 4-wide accumulators.
+inline float dotF32(const float* __restrict a, const float* __restrict b, int n) {
+  F32x4 s0 = zero4(), s1 = zero4();
+  int k = 0;
+  for (; k + 8 <= n; k += 8) {
+    s0 += load4(a + k) * load4(b + k);
+    s1 += load4(a + k + 4) * load4(b + k + 4);
+  }
+  float s = hsum4(s0 + s1);
+  for (; k < n; ++k) s += a[k] * b[k];
+  return s;
+}
+
+// xs · w for bf16 w, with xs in splitPairs order.
+inline float dotBf16Split(const float* __restrict xs, const uint16_t* __restrict w, int n) {
+  F32x4 s0 = zero4(), s1 = zero4();
+  int k = 0;
+  for (; k + 8 <= n; k += 8) {
+    F32x4 e, o;
+    loadBf16Split(w + k, e, o);
+    s0 += load4(xs + k) * e;
+    s1 += load4(xs + k + 4) * o;
+  }
+  float s = hsum4(s0 + s1);
+  for (; k < n; ++k) {
+    uint32_t u = uint32_t(w[k]) << 16;
+    float f;
+    std::memcpy(&f, &u, 4);
+    s += xs[k] * f;
+  }
+  return s;
+}
+
+// y += a·v (fp32).
+inline void axpyF32(float* __restrict y, float a, const float* __restrict v, int n) {
+  F32x4 av = splat4(a);
+  int k = 0;
+  for (; k + 4 <= n; k += 4) store4(y + k, load4(y + k) + av * load4(v + k));
+  for (; k < n; ++k) y[k] += a * v[k];
+}
+
+// ys += a·v for bf16 v, with ys kept in splitPairs order.
+inline void axpyBf16Split(float* __restrict ys, float a, const uint16_t* __restrict v, int n) {
+  F32x4 av = splat4(a);
+  int k = 0;
+  for (; k + 8 <= n; k += 8) {
+    F32x4 e, o;
+    loadBf16Split(v + k, e, o);
+    store4(ys + k, load4(ys + k) + av * e);
+    store4(ys + k + 4, load4(ys + k + 4) + av * o);
+  }
+  for (; k < n; ++k) {
+    uint32_t u = uint32_t(v[k]) << 16;
+    float f;
+    std::memcpy(&f, &u, 4);
+    ys[k] += a * f;
+  }
+}
+
 }  // namespace cpu
 }  // namespace mixattn

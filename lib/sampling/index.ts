@@ -1,0 +1,15 @@
+/** Sampling policy: parameters, penalties, the reductions seam, the sampler, stop strings. */
+export {
+  DEFAULT_MAX_TOKENS,
+  MAX_TOP_LOGPROBS,
+  NEUTRAL_SAMPLING,
+  SamplingParamError,
+  resolveSamplingParams,
+  validateSamplingParams,
+  type ResolvedSamplingParams,
+  type SamplingParams,
+} from './params.js';
+export { PresenceFrequencyPenalty, RepetitionPenalty, TokenHistory, penaltyProcessors, type LogitsProcessor } from './processors.js';
+export { CpuReducer, argmax, type Reduced, type ReduceSpec, type RowReducer, type TokenLogprob } from './reduce.js';
+export { Sampler, randomSeed, type SampleResult, type SamplerOptions } from './sampler.js';
+export { StopMatcher, type StopPush } from './stop.js';

@@ -1,0 +1,118 @@
+/**
+ * Selection without sorting: the k-th largest key and the mass threshold of top-p, both by
+ * quickselect with a three-way partition of an id array (expected linear time, in place,
+ * robust to runs of equal keys), and the top n of a row by one pass with a small buffer.
+ */
+
+type Keys = Float32Array | Float64Array;
+
+function swap(idx: Int32Array, a: number, b: number): void {
+  const t = idx[a];
+  idx[a] = idx[b];
+  idx[b] = t;
+}
+
+/** Median of the keys at the ends and middle of [lo, hi): a pivot that resists sorted input. */
+function pivotOf(idx: Int32Array, keys: Keys, lo: number, hi: number): number {
+  const a = keys[idx[lo]];
+  const b = keys[idx[(lo + hi) >>> 1]];
+  const c = keys[idx[hi - 1]];
+  return a < b ? (b < c ? b : a < c ? c : a) : a < c ? a : b < c ? c : b;
+}
+
+interface Parts {
+  /** [lo, lt) holds keys > pivot, [lt, gt) keys == pivot, [gt, hi) keys < pivot. */
+  lt: number;
+  gt: number;
+  /** Sum of the keys > pivot and == pivot (used by the mass search). */
+  massGt: number;
+  massEq: number;
+}
+
+function partition(idx: Int32Array, keys: Keys, lo: number, hi: number, pivot: number, out: Parts): void {
+  let lt = lo;
+  let i = lo;
+  let gt = hi;
+  let massGt = 0;
+  let massEq = 0;
+  while (i < gt) {
+    const v = keys[idx[i]];
+    if (v > pivot) {
+      swap(idx, lt++, i++);
+      massGt += v;
+    } else if (v < pivot) {
+      swap(idx, i, --gt);
+    } else {
+      massEq += v;
+      i++;
+    }
+  }
+  out.lt = lt;
+  out.gt = gt;
+  out.massGt = massGt;
+  out.massEq = massEq;
+}
+
+/** The k-th largest of keys[idx[0..n)] (1 <= k <= n). Permutes idx. */
+export function kthLargest(idx: Int32Array, n: number, keys: Keys, k: number): number {
+  const parts: Parts = { lt: 0, gt: 0, massGt: 0, massEq: 0 };
+  let lo = 0;
+  let hi = n;
+  let need = k;
+  for (;;) {
+    const pivot = pivotOf(idx, keys, lo, hi);
+    partition(idx, keys, lo, hi, pivot, parts);
+    const above = parts.lt - lo;
+    const equal = parts.gt - parts.lt;
+    if (need <= above) hi = parts.lt;
+    else if (need <= above + equal) return pivot;
+    else {
+      need -= above + equal;
+      lo = parts.gt;
+    }
+  }
+}
+
+/**
+ * The top-p threshold over non-negative weights keys[idx[0..n)]: the weight w* of the token
+ * at which the cumulative mass, taken from the largest weight down, first reaches `target`.
+ * Keeping every weight >= w* keeps that prefix (and any ties with its last token).
+ * Returns 0 (keep all) if rounding leaves the total short of target. Permutes idx.
+ */
+export function massThreshold(idx: Int32Array, n: number, keys: Float64Array, target: number): number {
+  const parts: Parts = { lt: 0, gt: 0, massGt: 0, massEq: 0 };
+  let lo = 0;
+  let hi = n;
+  let acc = 0; // mass of everything known to rank above [lo, hi)
+  while (lo < hi) {
+    const pivot = pivotOf(idx, keys, lo, hi);
+    partition(idx, keys, lo, hi, pivot, parts);
+    if (acc + parts.massGt >= target) hi = parts.lt;
+    else if (acc + parts.massGt + parts.massEq >= target) return pivot;
+    else {
+      acc += parts.massGt + parts.massEq;
+      lo = parts.gt;
+    }
+  }
+  return 0;
+}
+
+/** Ids of the n largest entries of row, largest first (ties: lower id first). One pass. */
+export function topN(row: Float32Array, n: number): number[] {
+  const k = Math.min(n, row.length);
+  const ids: number[] = [];
+  const vals: number[] = [];
+  for (let i = 0; i < row.length; i++) {
+    const x = row[i];
+    if (ids.length === k && !(x > vals[k - 1])) continue;
+    let j = ids.length === k ? k - 1 : ids.length;
+    while (j > 0 && x > vals[j - 1]) {
+      vals[j] = vals[j - 1];
+      ids[j] = ids[j - 1];
+      j--;
+    }
+    vals[j] = x;
+    ids[j] = i;
+  }
+  return ids;
+}
