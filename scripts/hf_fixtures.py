@@ -51,13 +51,17 @@ GenerationConfig whose eos_token_id is None (nothing can stop it early and no lo
 touches the scores: min_new_tokens is not used because it would mask EOS and change greedy).
 The script then asserts argmax(output_logits[t]) == token t for every step, and that a full
 no-cache forward over prompt + continuation gives the same tokens and logits (within 1e-4 of the
-logit scale). After that, an eos_token_id that never occurs in any continuation is chosen and
-written into config.json / generation_config.json, so that the directories look like real
-checkpoints and HF's generate with the saved generation config reproduces the same tokens.
+logit scale). The directories are complete checkpoints: config.json carries real special ids
+(pad 0, bos 1, eos 2 = the tiny tokenizer's <|pad|> <|bos|> <|eos|>; gemma3-legacy lists eos
+[2, 6] as Gemma 3 lists <eos> and <end_of_turn>), generation_config.json repeats them, and the
+tiny tokenizer (test/fixtures/tokenizer/tiny: tokenizer.json, tokenizer_config.json) is copied
+in; the vocabulary is the tokenizer's (300). The script finally re-loads each directory and
+requires HF generate with its saved generation config to reproduce the continuations.
 
-Prompts are random token ids (seeded) of lengths 6, 21 and 37 (window 8: one shorter than the
-window, two longer). Prompt candidates are drawn until every greedy step has a top-1/top-2
-logit margin >= 1e-3 * max|logit| so that float-rounding differences cannot flip a token.
+Prompts are random token ids (seeded, no special ids: 7 .. vocab-1) of lengths 6, 21 and 37
+(window 8: one shorter than the window, two longer). Candidates are drawn until every greedy
+step has a top-1/top-2 logit margin >= 1e-3 * max|logit| (float rounding cannot flip a token)
+and the continuation holds no EOS id (a runner that honours EOS still emits all 32 tokens).
 
 expected.json (format 1)
 ------------------------
@@ -68,11 +72,13 @@ expected.json (format 1)
   "description": "...",
   "config_format": "transformers5" | "legacy",
   "weights_dtype": "float32" | "bfloat16",
-  "vocab_size": 512,
+  "vocab_size": 300,
   "versions": {"torch": "...", "transformers": "...", "python": "...", "numpy": "..."},
   "reference": "how the logits were computed (HF class + eager attention, or the mixattn impl)",
   "generation": {"max_new_tokens": 32, "call": "...", "eos": "..."},
-  "logits_file": "logits.f32",       // little-endian float32, rows of vocab_size values
+  "tokenizer_sha256": "...",         // of the tokenizer.json copied in
+  "logits_file": "logits.f32",
+  "logits_layout": "little-endian float32, logits_rows rows of vocab_size values",
   "logits_rows": 160,
   "prompts": [
     {
@@ -105,21 +111,19 @@ A Llama config ("architectures": ["LlamaForCausalLM"], "model_type": "llama") wi
 Layers with s_i != i have no self_attn.k_proj / v_proj tensors. Keys are cached after RoPE (the
 source's own positions), so a reader uses the source's K/V as they are; the reader applies its
 own q_proj, RoPE on its queries, its own window/causal mask, o_proj, MLP and norms.
-(This is adapted to lib/hf's format once that lands; see MIXATTN_FORMAT below.)
+This is the format lib/hf/architectures.ts reads (documented there and in docs/hf.md).
 """
 from __future__ import annotations
 
 import argparse
-import copy
 import hashlib
 import json
 import math
-import os
 import platform
 import shutil
 import sys
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -148,7 +152,22 @@ transformers.utils.logging.disable_progress_bar()
 ROOT = Path(__file__).resolve().parent.parent
 OUT_DIR = ROOT / "test" / "fixtures" / "hf"
 
-VOCAB = 512
+# Every fixture carries the tiny byte-level BPE tokenizer committed for the tokenizer tests
+# (test/fixtures/tokenizer/tiny), so the directories are complete models a user can prompt
+# with text; the vocabulary is the tokenizer's, its special ids are the config's.
+TOKENIZER_DIR = ROOT / "test" / "fixtures" / "tokenizer" / "tiny"
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
+
+
+def tokenizer_vocab() -> int:
+    t = json.loads((TOKENIZER_DIR / "tokenizer.json").read_text())
+    ids = list(t["model"]["vocab"].values()) + [a["id"] for a in t.get("added_tokens", [])]
+    return max(ids) + 1
+
+
+VOCAB = tokenizer_vocab()
+PAD, BOS, EOS, END = 0, 1, 2, 6  # <|pad|> <|bos|> <|eos|> <|end|> in the tiny tokenizer
+FIRST_PLAIN_TOKEN = 7  # prompts use no special token
 HIDDEN = 64
 INTERMEDIATE = 128
 WINDOW = 8
@@ -218,9 +237,9 @@ COMMON = dict(
     hidden_size=HIDDEN,
     intermediate_size=INTERMEDIATE,
     max_position_embeddings=256,
-    bos_token_id=2,
-    pad_token_id=0,
-    eos_token_id=None,  # chosen after generation, see choose_eos()
+    bos_token_id=BOS,
+    pad_token_id=PAD,
+    eos_token_id=EOS,
 )
 
 
@@ -234,7 +253,6 @@ class Spec:
     seed: int
     dtype: str = "float32"  # storage dtype of the saved weights
     legacy: Callable[[dict], dict] | None = None  # rewrites config.json into the published format
-    extra: dict = field(default_factory=dict)
 
 
 def llama3_config() -> LlamaConfig:
@@ -397,6 +415,7 @@ def gemma3_legacy(cfg: dict) -> dict:
     out["rope_local_base_freq"] = rp["sliding_attention"]["rope_theta"]
     out["rope_scaling"] = {"rope_type": "linear", "factor": rp["full_attention"]["factor"]}
     out["cache_implementation"] = "hybrid"
+    out["eos_token_id"] = [EOS, END]  # as Gemma 3 lists <eos> and <end_of_turn>
     return out
 
 
@@ -408,7 +427,7 @@ def legacy_common(cfg: dict) -> dict:
 
 
 # The MixAttention layer layout: entry i = the layer whose cache layer i reads, "s" = sliding.
-#   0 1s 1s 0 3s 3s   (6 layers: a global owner, a global reader of it, two sliding caches
+#   0 1s 1s 0 4s 4s   (6 layers: a global owner, a global reader of it, two sliding caches
 #                      each read by the next layer; readers of a sliding source are sliding)
 MIXATTN_LAYER_TYPES = ["full_attention", "sliding_attention", "sliding_attention",
                        "full_attention", "sliding_attention", "sliding_attention"]
@@ -429,7 +448,7 @@ def mixattn_config() -> LlamaConfig:
 
 
 def mixattn_extend(cfg: dict) -> dict:
-    """Adds the MixAttention extension (MIXATTN_FORMAT) to a saved Llama config."""
+    """Adds the MixAttention extension (see the module docstring) to a saved Llama config."""
     out = dict(cfg)
     out["layer_types"] = MIXATTN_LAYER_TYPES
     out["sliding_window"] = WINDOW
@@ -480,9 +499,12 @@ def hf_run(model, ids: list[int], checks: dict) -> PromptResult:
     full = model(inp, use_cache=False).logits[0].float()
     gen_cfg = GenerationConfig(
         do_sample=False, max_new_tokens=MAX_NEW_TOKENS, use_cache=True,
-        eos_token_id=None, pad_token_id=0, bos_token_id=None,
+        eos_token_id=None, pad_token_id=PAD, bos_token_id=None,
         output_logits=True, return_dict_in_generate=True,
     )
+    # generate() fills unset fields of gen_cfg from the model's own generation config, whose
+    # eos_token_id comes from config.json: clear it there too, or generation stops at EOS.
+    model.generation_config.eos_token_id = None
     out = model.generate(inp, attention_mask=torch.ones_like(inp), generation_config=gen_cfg)
     greedy = out.sequences[0, len(ids):].tolist()
     glog = torch.stack([l[0] for l in out.logits]).float()
@@ -499,16 +521,17 @@ def hf_run(model, ids: list[int], checks: dict) -> PromptResult:
     return PromptResult(ids, full, greedy, glog)
 
 
-def pick_prompts(run: Callable[[list[int]], PromptResult], seed: int) -> list[PromptResult]:
-    """Draws random prompts until each has a clear greedy path (see MARGIN_REL)."""
+def pick_prompts(run: Callable[[list[int]], PromptResult], seed: int, eos: set[int]) -> list[PromptResult]:
+    """Draws random prompts until each has a clear greedy path (see MARGIN_REL) that emits no
+    EOS id (so a runner that honours EOS still produces all 32 tokens)."""
     g = torch.Generator().manual_seed(seed)
     results = []
     for n in PROMPT_LENGTHS:
         for attempt in range(50):
-            ids = torch.randint(3, VOCAB, (n,), generator=g).tolist()  # 0..2 = pad/eos/bos-ish
+            ids = torch.randint(FIRST_PLAIN_TOKEN, VOCAB, (n,), generator=g).tolist()
             r = run(ids)
             scale = max(r.prompt_logits.abs().max().item(), r.greedy_logits.abs().max().item())
-            if margins(r.greedy_logits).min().item() >= MARGIN_REL * scale:
+            if margins(r.greedy_logits).min().item() >= MARGIN_REL * scale and not eos & set(r.greedy):
                 results.append(r)
                 break
         else:
@@ -614,7 +637,7 @@ class MixAttnReference:
 
 
 @torch.no_grad()
-def check_mixattn_reference_against_hf(tmp: Path, checks: dict) -> None:
+def check_mixattn_reference_against_hf(checks: dict) -> None:
     """The hand-written forward, with every layer its own source, must equal HF Llama (all
     global) and HF Mistral (all sliding) on the same weights: validates norms/RoPE/GQA/masks."""
     for kind, cls, cfg_cls in (("full_attention", LlamaForCausalLM, LlamaConfig),
@@ -651,23 +674,24 @@ def versions() -> dict:
     }
 
 
-def set_eos(dirpath: Path, results: list[PromptResult], legacy_list: bool) -> int:
-    """Picks an EOS id that never occurs in any prompt or continuation and writes it into
-    config.json and generation_config.json (so a runner honouring EOS still emits 32 tokens)."""
-    used = {t for r in results for t in r.ids + r.greedy}
-    used |= {0, 2}  # pad, bos
-    eos = next(t for t in range(1, VOCAB) if t not in used)
-    cfg_path = dirpath / "config.json"
-    cfg = json.loads(cfg_path.read_text())
-    cfg["eos_token_id"] = [eos, next(t for t in range(eos + 1, VOCAB) if t not in used)] if legacy_list else eos
-    cfg_path.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
-    gen = {"bos_token_id": 2, "eos_token_id": cfg["eos_token_id"], "pad_token_id": 0,
-           "do_sample": False, "transformers_version": cfg.get("transformers_version")}
+def eos_ids(dirpath: Path) -> set[int]:
+    e = json.loads((dirpath / "config.json").read_text())["eos_token_id"]
+    return set(e) if isinstance(e, list) else {e}
+
+
+def finish_dir(dirpath: Path) -> None:
+    """generation_config.json as a checkpoint ships it (special ids from config.json, nothing
+    that changes greedy decoding), and the tokenizer files."""
+    cfg = json.loads((dirpath / "config.json").read_text())
+    gen = {"bos_token_id": cfg["bos_token_id"], "eos_token_id": cfg["eos_token_id"],
+           "pad_token_id": cfg["pad_token_id"], "transformers_version": cfg["transformers_version"]}
     (dirpath / "generation_config.json").write_text(json.dumps(gen, indent=2, sort_keys=True) + "\n")
-    return eos
+    for f in TOKENIZER_FILES:
+        shutil.copyfile(TOKENIZER_DIR / f, dirpath / f)
 
 
 def write_expected(dirpath: Path, spec_info: dict, results: list[PromptResult], checks: dict) -> None:
+    generation_call = spec_info.pop("generation_call")
     rows, prompts = [], []
     for r in results:
         scale = max(r.prompt_logits.abs().max().item(), r.greedy_logits.abs().max().item())
@@ -688,10 +712,11 @@ def write_expected(dirpath: Path, spec_info: dict, results: list[PromptResult], 
         "versions": versions(),
         "generation": {
             "max_new_tokens": MAX_NEW_TOKENS,
-            "call": spec_info.pop("generation_call"),
-            "eos": "eos_token_id=None while generating (nothing stops it); config/generation_config "
-                   "then get an EOS id that occurs in no prompt or continuation",
+            "call": generation_call,
+            "eos": "eos_token_id=None while generating (nothing stops it early); prompts whose "
+                   "continuation contains an EOS id of config.json are not used",
         },
+        "tokenizer_sha256": hashlib.sha256((dirpath / "tokenizer.json").read_bytes()).hexdigest(),
         "logits_file": "logits.f32",
         "logits_layout": "little-endian float32, logits_rows rows of vocab_size values",
         "logits_rows": int(logits.shape[0]),
@@ -715,8 +740,7 @@ def build_hf(spec: Spec, out: Path) -> None:
     if spec.dtype == "bfloat16":
         model = model.to(torch.bfloat16)
     model.save_pretrained(out, safe_serialization=True)
-    for extra in ("generation_config.json",):
-        (out / extra).unlink(missing_ok=True)
+    (out / "generation_config.json").unlink()  # finish_dir writes the one a checkpoint ships
     if spec.legacy is not None:
         # Reference model from the transformers-5 file first, then rewrite the file into the
         # published format and require HF to read it into the same model.
@@ -738,8 +762,8 @@ def build_hf(spec: Spec, out: Path) -> None:
         model = spec.model_cls.from_pretrained(out, dtype=torch.float32, attn_implementation="eager").eval()
     assert model.config._attn_implementation == "eager"
     torch.manual_seed(0)
-    results = pick_prompts(lambda ids: hf_run(model, ids, checks), spec.seed)
-    set_eos(out, results, legacy_list=spec.legacy is gemma3_legacy)
+    finish_dir(out)
+    results = pick_prompts(lambda ids: hf_run(model, ids, checks), spec.seed, eos_ids(out))
     # The saved directory, with its EOS and generation config, reproduces the continuations.
     reloaded = spec.model_cls.from_pretrained(out, dtype=torch.float32, attn_implementation="eager").eval()
     for r in results:
@@ -763,8 +787,7 @@ def build_hf(spec: Spec, out: Path) -> None:
 
 def build_mixattn(out: Path) -> None:
     checks: dict = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        check_mixattn_reference_against_hf(Path(tmp), checks)
+    check_mixattn_reference_against_hf(checks)
     torch.manual_seed(108)
     cfg = mixattn_config()
     model = LlamaForCausalLM(cfg).eval()
@@ -782,13 +805,13 @@ def build_mixattn(out: Path) -> None:
     for i, s in enumerate(MIXATTN_KV_SOURCES):
         assert (f"model.layers.{i}.self_attn.k_proj.weight" in tensors) == (s == i)
     ref = MixAttnReference(json.loads((out / "config.json").read_text()), tensors)
-    results = pick_prompts(lambda ids: ref.run(ids, checks), 108)
-    set_eos(out, results, legacy_list=False)
+    finish_dir(out)
+    results = pick_prompts(lambda ids: ref.run(ids, checks), 108, eos_ids(out))
     write_expected(out, {
         "name": "mixattn",
         "architecture": "LlamaForCausalLM",
         "description": "MixAttention checkpoint: Llama config + layer_types/sliding_window/kv_sources "
-                       "(plan 0 1s 1s 0 3s 3s, window 8); no k/v projections on reader layers",
+                       "(plan 0 1s 1s 0 4s 4s, window 8); no k/v projections on reader layers",
         "config_format": "transformers5+mixattn",
         "weights_dtype": "float32",
         "reference": "MixAttnReference in scripts/hf_fixtures.py (float64, written from the plan "
