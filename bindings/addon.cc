@@ -5,6 +5,7 @@
 
 #include "cuda/cuda_probe.h"
 #include "native_model.h"
+#include "ops_binding.h"
 
 namespace {
 
@@ -20,8 +21,9 @@ Napi::Value BackendInfo(const Napi::CallbackInfo& info) {
   cuda.Set("built", p.built);
   cuda.Set("deviceCount", p.deviceCount);
   cuda.Set("deviceName", p.deviceName);
-  cuda.Set("available", false);  // true once the CUDA kernels land
-  cuda.Set("reason", p.error.empty() ? "CUDA kernels are not part of this version" : p.error);
+  const bool available = p.built && p.deviceCount > 0;
+  cuda.Set("available", available);
+  cuda.Set("reason", available ? "" : p.error.empty() ? "no CUDA device found" : p.error);
   out.Set("cuda", cuda);
   return out;
 }
@@ -29,6 +31,7 @@ Napi::Value BackendInfo(const Napi::CallbackInfo& info) {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("NativeModel", mixattn::js::NativeModel::Define(env));
   exports.Set("backendInfo", Napi::Function::New(env, BackendInfo));
+  exports.Set("runOp", Napi::Function::New(env, mixattn::js::RunOp));
   return exports;
 }
 

@@ -2,6 +2,9 @@
 
 #include "cpu/cpu_backend.h"
 #include "cuda/cuda_probe.h"
+#ifdef MIXATTN_WITH_CUDA
+#include "cuda/cuda_backend.h"
+#endif
 
 namespace mixattn::js {
 
@@ -12,8 +15,13 @@ std::unique_ptr<Backend> createBackend(const std::string& name, int threads) {
     if (!p.built || p.deviceCount == 0)
       throw Error("backend 'cuda' is not available: " +
                   (p.error.empty() ? std::string("no CUDA device found") : p.error));
-    // The kernels arrive with the CUDA backend issue; the build and device probe are here.
-    throw Error("backend 'cuda' is not available: its kernels are not built into this version");
+#ifdef MIXATTN_WITH_CUDA
+    try {
+      return createCudaBackend(0);
+    } catch (const Error& e) {
+      throw Error(std::string("backend 'cuda' is not available: ") + e.what());
+    }
+#endif
   }
   throw Error("backend '" + name + "' is unknown (expected 'cpu' or 'cuda')");
 }

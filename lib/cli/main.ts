@@ -1,13 +1,21 @@
 #!/usr/bin/env node
-/** The `mixattn` command line: inspect, demo. */
+/** The `mixattn` command line: generate, chat, inspect, demo. */
 import { runInspect, INSPECT_USAGE } from './inspect.js';
 import { runDemo, DEMO_USAGE } from './demo.js';
+import { runGenerate, GENERATE_USAGE } from './generate.js';
+import { runChat, CHAT_USAGE } from './chat.js';
 
 const USAGE = `mixattn <command> [options]
 
 Commands:
+  generate  generate text from a Hugging Face model directory (streams; --json for scripts)
+  chat      talk to a model through its chat template
   demo      run the built-in random-weights model under standard and MixAttention plans
   inspect   KV memory of layer plans: bytes per token, at a context, max concurrent sequences
+
+${GENERATE_USAGE}
+
+${CHAT_USAGE}
 
 ${DEMO_USAGE}
 
@@ -16,6 +24,12 @@ ${INSPECT_USAGE}`;
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
+    case 'generate':
+      await runGenerate(rest);
+      return 0;
+    case 'chat':
+      await runChat(rest);
+      return 0;
     case 'inspect':
       console.log(runInspect(rest));
       return 0;
@@ -35,7 +49,8 @@ async function main(argv: string[]): Promise<number> {
 }
 
 main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
+  // exit once stdout has taken everything written (a pipe may still hold streamed text)
+  (code) => void process.stdout.write('', () => process.exit(code)),
   (err: unknown) => {
     console.error(`mixattn: ${err instanceof Error ? err.message : String(err)}`);
     process.exit(1);

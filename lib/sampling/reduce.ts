@@ -5,12 +5,17 @@
  * The caller draws the uniform number from its seeded PRNG, so a device reducer consumes
  * the same random stream and reproduces the same tokens for the same seed.
  *
- * The CPU reducer makes a few linear passes and never sorts the vocabulary: top-k is a
- * quickselect for the k-th largest logit, top-p a weighted quickselect for the probability
- * threshold where the cumulative mass first reaches p. Its only vocab-sized memory is one
- * scratch buffer (weights + candidate ids) allocated once.
+ * The CPU reducer makes a few linear passes and never sorts the vocabulary: top-k finds the
+ * k-th largest logit with one heap pass (quickselect for k > 4096), so only k exps are
+ * taken; top-p buckets the mass in half-nat bins to find the few candidates near the cut,
+ * then a weighted quickselect finds the exact threshold where the cumulative mass first
+ * reaches p. Its only vocab-sized memory is one scratch buffer (weights + candidate ids)
+ * allocated once per reducer (a model shares one between its samplers).
  */
-import { kthLargest, massThreshold, topN } from './select.js';
+import { kthLargest, kthLargestOfRow, massThreshold, nucleusPrefilter, topN } from './select.js';
+
+/** Largest top-k found with a heap pass; larger ones use quickselect. */
+const HEAP_TOP_K = 4096;
 
 export interface ReduceSpec {
   /** 0 = argmax. */
@@ -70,11 +75,15 @@ export function argmax(row: Float32Array): number {
   return best;
 }
 
+function checkedMax(m: number): number {
+  if (!Number.isFinite(m)) throw new RangeError(`sampling: the logits have no finite maximum (max = ${m})`);
+  return m;
+}
+
 function rowMax(row: Float32Array): number {
   let m = -Infinity;
   for (let i = 0; i < row.length; i++) if (row[i] > m) m = row[i];
-  if (!Number.isFinite(m)) throw new RangeError(`sampling: the logits have no finite maximum (max = ${m})`);
-  return m;
+  return checkedMax(m);
 }
 
 /** log Σ exp((row - m) · invT), in float64. */
@@ -87,6 +96,8 @@ function logSumExp(row: Float32Array, m: number, invT: number): number {
 export class CpuReducer implements RowReducer {
   private w = new Float64Array(0);
   private idx = new Int32Array(0);
+  private heap = new Float64Array(0);
+  private readonly bins = new Float64Array(65);
 
   /** Scratch for `vocabSize` tokens, allocated now rather than on the first row. */
   constructor(vocabSize = 0) {
@@ -97,10 +108,18 @@ export class CpuReducer implements RowReducer {
     if (row.length === 0) throw new RangeError('sampling: empty logits row');
     const greedy = spec.temperature === 0;
     const invT = greedy ? 1 : 1 / spec.temperature;
+    let token: number;
+    let sumAll = NaN; // Σ exp((l - max) / T) over the vocab, when truncation computed it
+    let m: number;
+    if (greedy) {
+      token = argmax(row);
+      m = checkedMax(row[token]);
+    } else {
+      m = rowMax(row);
+      ({ token, sumAll } = this.draw(row, spec, m, invT));
+    }
     const needZ = spec.logprobs || spec.topLogprobs > 0;
-    const m = rowMax(row);
-    const token = greedy ? argmax(row) : this.draw(row, spec, m, invT);
-    const logZ = needZ ? logSumExp(row, m, invT) : NaN;
+    const logZ = !needZ ? NaN : Number.isNaN(sumAll) ? logSumExp(row, m, invT) : Math.log(sumAll);
     const lp = (t: number) => (row[t] - m) * invT - logZ;
     return {
       token,
@@ -128,16 +147,16 @@ export class CpuReducer implements RowReducer {
     return { ids, probs: ids.map((i) => this.w[i] / sum) };
   }
 
-  private draw(row: Float32Array, spec: ReduceSpec, m: number, invT: number): number {
-    const { n, sum } = this.truncate(row, spec, m, invT);
+  private draw(row: Float32Array, spec: ReduceSpec, m: number, invT: number): { token: number; sumAll: number } {
+    const { n, sum, sumAll } = this.truncate(row, spec, m, invT);
     const { w, idx } = this;
     const target = spec.uniform * sum;
     let acc = 0;
     for (let j = 0; j < n; j++) {
       acc += w[idx[j]];
-      if (acc > target) return idx[j];
+      if (acc > target) return { token: idx[j], sumAll };
     }
-    return idx[n - 1]; // rounding: target at the very top of the mass
+    return { token: idx[n - 1], sumAll }; // rounding: target at the very top of the mass
   }
 
   /** Leaves the kept ids in idx[0, n) and their weights exp((l - max) / T) in w[id]. */
@@ -146,10 +165,17 @@ export class CpuReducer implements RowReducer {
     this.ensure(V);
     const { w, idx } = this;
     let n = 0;
-    for (let i = 0; i < V; i++) if (row[i] > -Infinity) idx[n++] = i;
-    if (spec.topK > 0 && spec.topK < n) {
-      const kth = kthLargest(idx, n, row, spec.topK);
-      n = compact(idx, n, row, kth);
+    const topK = spec.topK > 0 && spec.topK < V ? spec.topK : 0;
+    if (topK > 0 && topK <= HEAP_TOP_K) {
+      if (this.heap.length < topK) this.heap = new Float64Array(HEAP_TOP_K);
+      const kth = kthLargestOfRow(row, topK, this.heap);
+      for (let i = 0; i < V; i++) if (row[i] >= kth && row[i] > -Infinity) idx[n++] = i;
+    } else {
+      for (let i = 0; i < V; i++) if (row[i] > -Infinity) idx[n++] = i;
+      if (topK > 0 && topK < n) {
+        const kth = kthLargest(idx, n, row, topK);
+        n = compact(idx, n, row, kth);
+      }
     }
     let sum = 0;
     for (let j = 0; j < n; j++) {
@@ -158,8 +184,11 @@ export class CpuReducer implements RowReducer {
       w[i] = x;
       sum += x;
     }
+    const sumAll = topK > 0 ? NaN : sum;
     if (spec.topP < 1) {
-      const thr = massThreshold(idx, n, w, spec.topP * sum);
+      const target = spec.topP * sum;
+      n = nucleusPrefilter(idx, n, row, w, m, invT, target, this.bins);
+      const thr = massThreshold(idx, n, w, target);
       n = compact(idx, n, w, thr);
       sum = sumOf(idx, n, w);
     }
@@ -168,7 +197,7 @@ export class CpuReducer implements RowReducer {
       n = compact(idx, n, w, spec.minP);
       sum = sumOf(idx, n, w);
     }
-    return { n, sum };
+    return { n, sum, sumAll };
   }
 }
 

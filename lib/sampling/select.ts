@@ -55,6 +55,7 @@ function partition(idx: Int32Array, keys: Keys, lo: number, hi: number, pivot: n
 
 /** The k-th largest of keys[idx[0..n)] (1 <= k <= n). Permutes idx. */
 export function kthLargest(idx: Int32Array, n: number, keys: Keys, k: number): number {
+  if (!(k >= 1 && k <= n)) throw new RangeError(`kthLargest: k must be in [1, ${n}], got ${k}`);
   const parts: Parts = { lt: 0, gt: 0, massGt: 0, massEq: 0 };
   let lo = 0;
   let hi = n;
@@ -95,6 +96,80 @@ export function massThreshold(idx: Int32Array, n: number, keys: Float64Array, ta
     }
   }
   return 0;
+}
+
+/**
+ * The k-th largest finite value of row by one sequential pass with a min-heap of k values
+ * (for small k: about V comparisons and O(k log(V/k)) heap updates). -Infinity when the row
+ * has fewer than k finite values. `heap` must hold at least k entries.
+ */
+export function kthLargestOfRow(row: Float32Array, k: number, heap: Float64Array): number {
+  let size = 0;
+  for (let i = 0; i < row.length; i++) {
+    const x = row[i];
+    if (!(x > -Infinity)) continue;
+    if (size < k) {
+      // sift up
+      let j = size++;
+      while (j > 0) {
+        const parent = (j - 1) >> 1;
+        if (heap[parent] <= x) break;
+        heap[j] = heap[parent];
+        j = parent;
+      }
+      heap[j] = x;
+    } else if (x > heap[0]) {
+      // replace the root, sift down
+      let j = 0;
+      for (;;) {
+        const l = 2 * j + 1;
+        if (l >= k) break;
+        const c = l + 1 < k && heap[l + 1] < heap[l] ? l + 1 : l;
+        if (heap[c] >= x) break;
+        heap[j] = heap[c];
+        j = c;
+      }
+      heap[j] = x;
+    }
+  }
+  return size < k ? -Infinity : heap[0];
+}
+
+/**
+ * Top-p prefilter: buckets the candidates by z = (max - logit) / T in half-nat bins (weight
+ * order) and keeps only the bins up to the one where the mass from the top reaches target,
+ * so the exact search runs on few tokens when the distribution is peaked. The tokens it
+ * drops all weigh less than every token it keeps. Returns the new count.
+ */
+export function nucleusPrefilter(
+  idx: Int32Array,
+  n: number,
+  row: Float32Array,
+  w: Float64Array,
+  m: number,
+  invT: number,
+  target: number,
+  bins: Float64Array,
+): number {
+  const B = bins.length - 1; // the last bin holds everything at z >= B / 2
+  bins.fill(0);
+  const binOf = (i: number) => {
+    const z = (m - row[i]) * invT * 2;
+    return z < B ? z | 0 : B;
+  };
+  for (let j = 0; j < n; j++) bins[binOf(idx[j])] += w[idx[j]];
+  let last = B;
+  let cum = 0;
+  for (let b = 0; b <= B; b++) {
+    cum += bins[b];
+    if (cum >= target) {
+      last = b;
+      break;
+    }
+  }
+  let k = 0;
+  for (let j = 0; j < n; j++) if (binOf(idx[j]) <= last) idx[k++] = idx[j];
+  return k;
 }
 
 /** Ids of the n largest entries of row, largest first (ties: lower id first). One pass. */

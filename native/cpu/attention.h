@@ -3,6 +3,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <vector>
@@ -76,7 +77,8 @@ struct AttentionJob {
   int numHeads, group, window;
   float scale, softcap;
   int lo(int p) const { return window > 0 ? std::max(0, p - window + 1) : 0; }
-  float cap(float x) const;  // soft-capping (identity when softcap <= 0)
+  // Soft-capping (Gemma 2): softcap·tanh(x/softcap); identity when softcap <= 0.
+  float cap(float x) const { return softcap > 0 ? softcap * std::tanh(x / softcap) : x; }
 };
 
 // Per-thread buffers, sized on first use and reused across tasks.

@@ -45,15 +45,19 @@ void attendTile(const AttentionJob& job, int t0, int R, int g, AttentionScratch&
 
   for (int blk = lo0 / bs; blk <= pLast / bs; ++blk) {
     int32_t page = pageOf(kv, job.batch, s, blk * bs, "attention");
+    if (blk < pLast / bs) prefetchBlock(rows, s, blk + 1, g);
     const int j0 = std::max(lo0, blk * bs), j1 = std::min(pLast, blk * bs + bs - 1);
     const int cnt = j1 - j0 + 1, i0 = j0 - blk * bs, panels = (cnt + kKeys - 1) / kKeys;
 
     // K rows -> panels [panel][d][8 keys] (fp32, zero past cnt); V rows -> [cnt][vPad].
     for (int j = 0; j < panels * kKeys; ++j) {
       float* dst = &sc.k[size_t(j / kKeys) * kDim * kKeys + j % kKeys];
-      if (j < cnt) {
-        const char* src = rows.k(page, g, i0 + j);
-        for (int d = 0; d < kDim; ++d) dst[size_t(d) * kKeys] = loadAt(src, kv.dtype, size_t(d));
+      if (j < cnt && kv.dtype == DType::F32) {
+        const float* src = reinterpret_cast<const float*>(rows.k(page, g, i0 + j));
+        for (int d = 0; d < kDim; ++d) dst[size_t(d) * kKeys] = src[d];
+      } else if (j < cnt) {
+        const uint16_t* src = reinterpret_cast<const uint16_t*>(rows.k(page, g, i0 + j));
+        for (int d = 0; d < kDim; ++d) dst[size_t(d) * kKeys] = bf16ToFloat(src[d]);
       } else {
         for (int d = 0; d < kDim; ++d) dst[size_t(d) * kKeys] = 0.f;
       }

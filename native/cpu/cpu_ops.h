@@ -13,12 +13,6 @@
 namespace mixattn {
 namespace cpu {
 
-// Element i of an f32 or bf16 array, as float.
-inline float loadAt(const void* p, DType t, size_t i) {
-  return t == DType::F32 ? static_cast<const float*>(p)[i]
-                         : bf16ToFloat(static_cast<const uint16_t*>(p)[i]);
-}
-
 // Widens n elements to f32 (the loops are plain so the compiler vectorises them).
 inline void toFloat(float* __restrict dst, const void* src, DType t, size_t n) {
   if (t == DType::F32) {
@@ -39,19 +33,6 @@ inline void fromFloat(void* dst, DType t, const float* __restrict src, size_t n)
     uint16_t* d = static_cast<uint16_t*>(dst);
     for (size_t i = 0; i < n; ++i) d[i] = floatToBf16(src[i]);
   }
-}
-
-// fp32 dot product. Eight independent partial sums: the lanes vectorise without
-// reassociation (no -ffast-math needed) and shorten the add dependency chain.
-inline float dot(const float* __restrict a, const float* __restrict b, size_t n) {
-  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int j = 0; j < 8; ++j) acc[j] += a[i + j] * b[i + j];
-  float tail = 0;
-  for (; i < n; ++i) tail += a[i] * b[i];
-  return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) +
-         tail;
 }
 
 // Elementwise ops (ops_elementwise.cc).

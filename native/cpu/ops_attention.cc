@@ -51,10 +51,6 @@ void throwBadPage(const char* op, int seq, int pos, const char* what, int64_t pa
   throw Error(msg);
 }
 
-float AttentionJob::cap(float x) const {
-  return softcap > 0 ? softcap * std::tanh(x / softcap) : x;
-}
-
 void appendKv(ThreadPool& pool, const PagedKv& kv, const BatchLayout& batch, const float* k,
               const float* v) {
   checkLayout(kv, "appendKv");

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "cpu/cpu_ops.h"
+#include "cpu/simd.h"
 
 namespace mixattn {
 namespace cpu {
@@ -13,18 +14,24 @@ namespace cpu {
 namespace {
 
 // Rows per chunk so that one chunk touches at least ~16K elements.
-size_t rowGrain(size_t rowElems) { return std::max<size_t>(1, 16384 / std::max<size_t>(1, rowElems)); }
+size_t rowGrain(size_t rowElems) {
+  return std::max<size_t>(1, 16384 / std::max<size_t>(1, rowElems));
+}
 constexpr size_t kFlatGrain = 16384;
 
 // y = x / sqrt(mean(x²) + eps) * w for one row; out may equal x.
 void normRow(float* out, const float* x, const void* w, DType wType, int dim, float eps) {
-  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  // fp32 partial sums in 8 lanes (each sums dim/8 squares), combined in double.
+  F32x4 a0 = zero4(), a1 = zero4();
   int i = 0;
-  for (; i + 8 <= dim; i += 8)
-    for (int j = 0; j < 8; ++j) acc[j] += x[i + j] * x[i + j];
+  for (; i + 8 <= dim; i += 8) {
+    F32x4 v0 = load4(x + i), v1 = load4(x + i + 4);
+    a0 += v0 * v0;
+    a1 += v1 * v1;
+  }
   double ss = 0;
   for (; i < dim; ++i) ss += double(x[i]) * x[i];
-  for (int j = 0; j < 8; ++j) ss += acc[j];
+  for (int j = 0; j < 4; ++j) ss += double(a0[j]) + double(a1[j]);
   float inv = float(1.0 / std::sqrt(ss / dim + double(eps)));
   if (wType == DType::F32) {
     const float* wf = static_cast<const float*>(w);

@@ -1,13 +1,13 @@
 // out[M, N] = in[M, K] · W[N, K]ᵀ (+ bias), and the logits head.
 //
 // Two kernels:
-// - M small (decode): each W row is streamed once and dotted with the few input rows while it
-//   is in L1; work is split over N so all cores pull on memory bandwidth.
+// - M <= kGemvMaxM (decode, small batches): each group of 4 W rows is streamed once and
+//   dotted with the few input rows while it is in L1; work is split over N so all cores pull
+//   on memory bandwidth. bf16 rows widen with a shift and a mask (see splitPairs).
 // - otherwise (prefill): GotoBLAS-style blocking. A task owns kNC rows of W and kMC input
-//   rows; per kKC slice it packs its W rows transposed into fp32 panels (bf16 widened once
-//   here, not once per input row) and runs a kMR x kNR register tile over them, so each W
-//   element loaded is reused for kMC input rows. The tile's inner loop is a fixed-length
-//   axpy over kNR, which the compiler vectorises at plain -O3 (no reassociation needed).
+//   rows; per kKC slice it packs its W rows transposed into fp32 panels of 8 (bf16 widened
+//   once here, not once per input row) and runs the register tile of tile.h over them, so
+//   each W element loaded is reused for kMC input rows.
 #include <algorithm>
 #include <cmath>
 #include <type_traits>

@@ -44,9 +44,12 @@ describe('Sampler', () => {
       { temperature: 0.8, topK: 500, topP: 0.8, minP: 0.02 },
       { temperature: 2, topK: 3, topP: 0.5, minP: 0 },
       { temperature: 1, topK: 1, topP: 1, minP: 0 },
+      { temperature: 1, topK: 6000, topP: 1, minP: 0 }, // beyond the heap: quickselect
+      { temperature: 0.5, topK: 0, topP: 0.95, minP: 0, scale: 8 }, // peaked: the prefilter cuts most bins
+      { temperature: 3, topK: 0, topP: 0.3, minP: 0 },
     ];
-    for (const c of cases) {
-      const row = randomRow(rng, 50_000, 2);
+    for (const { scale, ...c } of cases.map((x) => ({ scale: 2, ...x }))) {
+      const row = randomRow(rng, 50_000, scale);
       const { ids, probs } = reducer.kept(row, c);
       expect(ids).toEqual(keptReference(row, c));
       // renormalised over the kept set

@@ -1,0 +1,304 @@
+#include "ops_binding.h"
+
+#include <cstring>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "backend_factory.h"
+#include "cpu/bf16.h"
+#include "js_fields.h"
+#ifdef MIXATTN_WITH_CUDA
+#include "cuda/cuda_backend.h"
+#endif
+
+namespace mixattn::js {
+
+namespace {
+
+// One backend per name for the process. Never destroyed: tearing a CUDA context down from a
+// static destructor at exit races the driver's own shutdown.
+Backend& backendFor(const std::string& name) {
+  static std::map<std::string, Backend*> cache;
+  auto it = cache.find(name);
+  if (it != cache.end()) return *it->second;
+  Backend* b = createBackend(name, 0).release();
+  cache[name] = b;
+  return *b;
+}
+
+DType dtypeOf(const Napi::Object& o, const char* name, const std::string& path) {
+  const std::string s = string(o, name, path);
+  if (s == "f32") return DType::F32;
+  if (s == "bf16") return DType::BF16;
+  throw Napi::TypeError::New(o.Env(), path + "." + name + " must be 'f32' or 'bf16'");
+}
+
+Napi::Float32Array f32s(const Napi::Object& o, const char* name) {
+  Napi::Value v = field(o, name, "args");
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+    throw Napi::TypeError::New(o.Env(), std::string("args.") + name + " must be a Float32Array");
+  return v.As<Napi::Float32Array>();
+}
+
+// Converts f32 values to `t` storage bytes.
+std::vector<uint8_t> encode(const float* src, size_t n, DType t) {
+  std::vector<uint8_t> out(n * dtypeSize(t));
+  if (t == DType::F32) {
+    if (n) std::memcpy(out.data(), src, n * 4);
+  } else {
+    auto* d = reinterpret_cast<uint16_t*>(out.data());
+    for (size_t i = 0; i < n; ++i) d[i] = cpu::floatToBf16(src[i]);
+  }
+  return out;
+}
+
+// The buffers of one op on one backend, released when it ends (also on error).
+class OpBuffers {
+ public:
+  OpBuffers(Napi::Env env, Backend& be) : env_(env), be_(be), act_(be.activationDType()) {}
+  ~OpBuffers() {
+    for (void* p : bufs_) be_.release(p);
+  }
+  void* alloc(size_t bytes) {
+    void* p = be_.alloc(bytes ? bytes : 4, "runOp buffer");
+    bufs_.push_back(p);
+    return p;
+  }
+  void* upload(const void* src, size_t bytes) {
+    void* p = alloc(bytes);
+    if (bytes) be_.upload(p, src, bytes);
+    return p;
+  }
+  void* values(const float* src, size_t n, DType t) {
+    std::vector<uint8_t> b = encode(src, n, t);
+    return upload(b.data(), b.size());
+  }
+  void* act(const Napi::Float32Array& a) { return values(a.Data(), a.ElementLength(), act_); }
+  void* ints(const std::vector<int32_t>& v) { return upload(v.data(), v.size() * 4); }
+  // An output of n elements of `t` (default: activations), every byte 0xFF.
+  void* poisoned(size_t n, DType t) {
+    std::vector<uint8_t> b(n * dtypeSize(t), 0xFF);
+    return upload(b.data(), b.size());
+  }
+  void* poisoned(size_t n) { return poisoned(n, act_); }
+  // A weight: bytes as given, Float32Array for 'f32', Uint16Array for 'bf16'.
+  void* weight(const Napi::Object& o, const char* name, DType t) {
+    Napi::Value v = field(o, name, "args");
+    const napi_typedarray_type want = t == DType::F32 ? napi_float32_array : napi_uint16_array;
+    if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != want)
+      throw Napi::TypeError::New(env_, std::string("args.") + name + " must be a " +
+                                           (t == DType::F32 ? "Float32Array" : "Uint16Array"));
+    Napi::TypedArray a = v.As<Napi::TypedArray>();
+    return upload(static_cast<const uint8_t*>(a.ArrayBuffer().Data()) + a.ByteOffset(), a.ByteLength());
+  }
+  Napi::Float32Array read(const void* p, size_t n, DType t) {
+    std::vector<uint8_t> b(n * dtypeSize(t));
+    be_.download(b.data(), p, b.size());
+    auto out = Napi::Float32Array::New(env_, n);
+    if (t == DType::F32) {
+      if (n) std::memcpy(out.Data(), b.data(), n * 4);
+    } else {
+      auto* s = reinterpret_cast<const uint16_t*>(b.data());
+      for (size_t i = 0; i < n; ++i) out[i] = cpu::bf16ToFloat(s[i]);
+    }
+    return out;
+  }
+  Napi::Float32Array read(const void* p, size_t n) { return read(p, n, act_); }
+
+ private:
+  Napi::Env env_;
+  Backend& be_;
+  DType act_;
+  std::vector<void*> bufs_;
+};
+
+// The step layout from numNew/pastLen, built as the runner builds it.
+BatchLayout batchOf(const Napi::Object& args, OpBuffers& bufs) {
+  const std::vector<int32_t> numNew = int32s(args, "numNew", "args");
+  const std::vector<int32_t> pastLen = int32s(args, "pastLen", "args");
+  if (numNew.size() != pastLen.size())
+    throw Napi::TypeError::New(args.Env(), "args.numNew and args.pastLen must have one entry per sequence");
+  const int S = int(numNew.size());
+  std::vector<int32_t> start, pos, seq;
+  for (int s = 0, row = 0; s < S; row += numNew[s], ++s) {
+    start.push_back(row);
+    for (int i = 0; i < numNew[s]; ++i) {
+      pos.push_back(pastLen[s] + i);
+      seq.push_back(s);
+    }
+  }
+  BatchLayout b;
+  b.numSeqs = S;
+  b.numTokens = int(pos.size());
+  b.tokenStart = static_cast<const int32_t*>(bufs.ints(start));
+  b.numNew = static_cast<const int32_t*>(bufs.ints(numNew));
+  b.pastLen = static_cast<const int32_t*>(bufs.ints(pastLen));
+  b.positions = static_cast<const int32_t*>(bufs.ints(pos));
+  b.seqOfToken = static_cast<const int32_t*>(bufs.ints(seq));
+  return b;
+}
+
+// args.kv = { dtype, numPages, blockSize, numKvHeads, kDim, vDim, pagesPerBlock, slot,
+//             tableStride, tables: Int32Array, arena: Float32Array (numPages pages) }.
+PagedKv kvOf(const Napi::Object& args, OpBuffers& bufs, size_t* arenaElems) {
+  const Napi::Object o = object(args, "kv", "args");
+  PagedKv kv;
+  kv.dtype = dtypeOf(o, "dtype", "args.kv");
+  kv.numPages = integer(o, "numPages", "args.kv");
+  kv.blockSize = integer(o, "blockSize", "args.kv");
+  kv.numKvHeads = integer(o, "numKvHeads", "args.kv");
+  kv.kDim = integer(o, "kDim", "args.kv");
+  kv.vDim = integer(o, "vDim", "args.kv");
+  kv.pagesPerBlock = integer(o, "pagesPerBlock", "args.kv");
+  kv.slot = integer(o, "slot", "args.kv");
+  kv.tableStride = integer(o, "tableStride", "args.kv");
+  const size_t pageElems = size_t(kv.blockSize) * kv.numKvHeads * (kv.kDim + kv.vDim);
+  kv.pageBytes = pageElems * dtypeSize(kv.dtype);
+  Napi::Float32Array arena = f32s(o, "arena");
+  *arenaElems = pageElems * size_t(kv.numPages);
+  if (arena.ElementLength() != *arenaElems)
+    throw Napi::TypeError::New(args.Env(), "args.kv.arena must hold numPages pages");
+  kv.arena = bufs.values(arena.Data(), *arenaElems, kv.dtype);
+  kv.blockTables = static_cast<const int32_t*>(bufs.ints(int32s(o, "tables", "args.kv")));
+  return kv;
+}
+
+RopeParams ropeOf(const Napi::Object& args) {
+  const Napi::Object o = object(args, "rope", "args");
+  RopeParams p;
+  p.theta = float(number(o, "theta", "args.rope"));
+  const std::string s = string(o, "scaling", "args.rope");
+  p.scaling = s == "linear" ? RopeScaling::Linear : s == "llama3" ? RopeScaling::Llama3 : RopeScaling::Default;
+  if (o.Has("factor")) p.factor = float(number(o, "factor", "args.rope"));
+  if (o.Has("lowFreqFactor")) p.lowFreqFactor = float(number(o, "lowFreqFactor", "args.rope"));
+  if (o.Has("highFreqFactor")) p.highFreqFactor = float(number(o, "highFreqFactor", "args.rope"));
+  if (o.Has("originalMaxPosition")) p.originalMaxPosition = integer(o, "originalMaxPosition", "args.rope");
+  return p;
+}
+
+// Forces a CUDA attention kernel for one call (args.path), back to "auto" afterwards.
+struct PathOverride {
+  bool set = false;
+  PathOverride(const Napi::Object& args, const std::string& backend) {
+    if (!args.Has("path") || backend != "cuda") return;
+#ifdef MIXATTN_WITH_CUDA
+    cuda::setAttentionPath(string(args, "path", "args"));
+    set = true;
+#endif
+  }
+  ~PathOverride() {
+#ifdef MIXATTN_WITH_CUDA
+    if (set) cuda::setAttentionPath("auto");
+#endif
+  }
+};
+
+Napi::Object run(Napi::Env env, const std::string& backend, const std::string& op,
+                 const Napi::Object& a) {
+  Backend& be = backendFor(backend);
+  OpBuffers b(env, be);
+  Napi::Object out = Napi::Object::New(env);
+  auto I = [&](const char* n) { return integer(a, n, "args"); };
+  auto F = [&](const char* n) { return float(number(a, n, "args")); };
+  if (op == "embedding") {
+    const std::vector<int32_t> tokens = int32s(a, "tokens", "args");
+    const DType t = dtypeOf(a, "tableType", "args");
+    const int dim = I("dim"), n = int(tokens.size());
+    void* o = b.poisoned(size_t(n) * dim);
+    be.embedding(o, static_cast<const int32_t*>(b.ints(tokens)), n, b.weight(a, "table", t), t,
+                 I("vocab"), dim, F("scale"));
+    out.Set("out", b.read(o, size_t(n) * dim));
+  } else if (op == "rmsnorm" || op == "addRmsnorm") {
+    const DType t = dtypeOf(a, "wType", "args");
+    const int rows = I("rows"), dim = I("dim");
+    const size_t n = size_t(rows) * dim;
+    void* o = b.poisoned(n);
+    void* w = b.weight(a, "w", t);
+    if (op == "rmsnorm") {
+      be.rmsnorm(o, b.act(f32s(a, "x")), w, t, rows, dim, F("eps"));
+    } else {
+      void* res = b.act(f32s(a, "residual"));
+      be.addRmsnorm(o, res, b.act(f32s(a, "delta")), w, t, rows, dim, F("eps"));
+      out.Set("residual", b.read(res, n));
+    }
+    out.Set("out", b.read(o, n));
+  } else if (op == "add") {
+    Napi::Float32Array x = f32s(a, "inout");
+    void* io = b.act(x);
+    be.add(io, b.act(f32s(a, "in")), x.ElementLength());
+    out.Set("out", b.read(io, x.ElementLength()));
+  } else if (op == "matmul" || op == "logits") {
+    const DType t = dtypeOf(a, "wType", "args");
+    const int M = I("M"), N = I("N"), K = I("K");
+    void* x = b.act(f32s(a, "x"));
+    void* w = b.weight(a, "w", t);
+    if (op == "matmul") {
+      void* bias = a.Has("bias") && !a.Get("bias").IsNull() ? b.weight(a, "bias", t) : nullptr;
+      void* o = b.poisoned(size_t(M) * N);
+      be.matmul(o, x, w, t, bias, M, N, K);
+      out.Set("out", b.read(o, size_t(M) * N));
+    } else {
+      void* o = b.poisoned(size_t(M) * N, DType::F32);
+      be.logits(static_cast<float*>(o), x, w, t, M, N, K, F("softcap"));
+      out.Set("out", b.read(o, size_t(M) * N, DType::F32));
+    }
+  } else if (op == "gatherRows") {
+    const std::vector<int32_t> index = int32s(a, "index", "args");
+    const int dim = I("dim"), rows = int(index.size());
+    void* o = b.poisoned(size_t(rows) * dim);
+    be.gatherRows(o, b.act(f32s(a, "x")), static_cast<const int32_t*>(b.ints(index)), rows, dim);
+    out.Set("out", b.read(o, size_t(rows) * dim));
+  } else if (op == "rope") {
+    const std::vector<int32_t> positions = int32s(a, "positions", "args");
+    Napi::Float32Array x = f32s(a, "x");
+    void* xd = b.act(x);
+    be.rope(xd, static_cast<const int32_t*>(b.ints(positions)), int(positions.size()),
+            I("heads"), I("headDim"), ropeOf(a));
+    out.Set("out", b.read(xd, x.ElementLength()));
+  } else if (op == "gatedActivation") {
+    const int T = I("T"), N = I("I");
+    const std::string act = string(a, "act", "args");
+    void* o = b.poisoned(size_t(T) * N);
+    be.gatedActivation(o, b.act(f32s(a, "gate")), b.act(f32s(a, "up")), T, N,
+                       act == "gelu_tanh" ? Activation::GeluTanh : Activation::SiLU);
+    out.Set("out", b.read(o, size_t(T) * N));
+  } else if (op == "appendKv" || op == "attention") {
+    size_t arenaElems = 0;
+    const PagedKv kv = kvOf(a, b, &arenaElems);
+    const BatchLayout batch = batchOf(a, b);
+    if (op == "appendKv") {
+      be.appendKv(kv, batch, b.act(f32s(a, "k")), b.act(f32s(a, "v")));
+      out.Set("arena", b.read(kv.arena, arenaElems, kv.dtype));
+    } else {
+      PathOverride path(a, backend);
+      const int heads = I("numHeads");
+      const size_t n = size_t(batch.numTokens) * heads * kv.vDim;
+      void* o = b.poisoned(n);
+      be.attention(o, b.act(f32s(a, "q")), kv, batch, heads, I("window"), F("scale"), F("softcap"));
+      out.Set("out", b.read(o, n));
+    }
+  } else {
+    throw Error("runOp: unknown op '" + op + "'");
+  }
+  return out;
+}
+
+}  // namespace
+
+Napi::Value RunOp(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 3 || !info[0].IsString() || !info[1].IsString() || !info[2].IsObject())
+    throw Napi::TypeError::New(env, "runOp(backend: string, op: string, args: object)");
+  const std::string backend = info[0].As<Napi::String>().Utf8Value();
+  const std::string op = info[1].As<Napi::String>().Utf8Value();
+  try {
+    return run(env, backend, op, info[2].As<Napi::Object>());
+  } catch (const Napi::Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(env, e.what());
+  }
+}
+
+}  // namespace mixattn::js

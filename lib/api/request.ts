@@ -1,0 +1,140 @@
+/**
+ * One generate() call inside the step loop: its prompt and KV sequence, its sampler, and the
+ * text pipeline (incremental detokenizer → stop matcher) that turns tokens into chunks.
+ * The step loop owns the engine; a Request only decides what each token means.
+ */
+import { Sampler, StopMatcher, type ResolvedSamplingParams, type RowReducer } from '../sampling/index.js';
+import { IncrementalDetokenizer, type Tokenizer } from '../tokenizer/index.js';
+import { Channel } from './channel.js';
+import type { ChunkLogprob, FinishReason, GenerateChunk, Timing } from './types.js';
+
+export interface RequestSpec {
+  readonly promptIds: readonly number[];
+  /** maxTokens already clamped to what the KV pool can hold. */
+  readonly params: ResolvedSamplingParams;
+  /** KV pages the request may hold at its peak (its admission reservation). */
+  readonly reservePages: number;
+  /** Token ids that end the generation (EOS unless ignoreEos, and params.stopTokenIds). */
+  readonly stopIds: ReadonlySet<number>;
+  readonly tokenizer?: Tokenizer;
+  readonly skipSpecialTokens: boolean;
+  readonly reducer: RowReducer;
+  readonly vocabSize: number;
+}
+
+interface Ending {
+  readonly reason: FinishReason;
+  readonly stopReason?: number | string;
+  /** The last token's chunk content, which the final chunk carries. */
+  readonly text: string;
+  readonly tokenIds: number[];
+  readonly logprobs?: ChunkLogprob[];
+}
+
+export class Request {
+  readonly chunks = new Channel<GenerateChunk>();
+  readonly promptIds: readonly number[];
+  readonly reservePages: number;
+  /** KV sequence id once admitted. */
+  seq = -1;
+  /** Prompt tokens already in the KV cache. */
+  prefilled = 0;
+  /** The last sampled token: the next decode step's input. */
+  lastToken = -1;
+  /** Set when the request must stop: by its AbortSignal, or by the consumer leaving the loop. */
+  cancelled: 'abort' | 'return' | undefined;
+  ending: Ending | undefined;
+  private completion = 0;
+  private tAdmit = 0;
+  private tFirst = 0;
+  private readonly sampler: Sampler;
+  private readonly matcher: StopMatcher;
+  private readonly detok: IncrementalDetokenizer | undefined;
+  private retiredResolve!: () => void;
+  /** Resolves once the loop has released the request's KV blocks and ended its chunks. */
+  readonly retired = new Promise<void>((r) => (this.retiredResolve = r));
+
+  constructor(private readonly spec: RequestSpec) {
+    this.promptIds = spec.promptIds;
+    this.reservePages = spec.reservePages;
+    this.sampler = new Sampler(spec.params, { vocabSize: spec.vocabSize, promptIds: spec.promptIds, reducer: spec.reducer });
+    this.matcher = new StopMatcher(spec.params.stop);
+    const tok = spec.tokenizer;
+    // Models often pad the embedding past the tokenizer's ids: those ids have no text.
+    this.detok = tok
+      ? new IncrementalDetokenizer(tok, { skipSpecialTokens: spec.skipSpecialTokens, promptIds: spec.promptIds.filter((t) => t < tok.vocabSize) })
+      : undefined;
+  }
+
+  get prefillDone(): boolean {
+    return this.prefilled >= this.promptIds.length;
+  }
+
+  admitted(seq: number, now: number): void {
+    this.seq = seq;
+    this.tAdmit = now;
+  }
+
+  /** Samples from the logits row of the request's last position; returns true when it is finished. */
+  onLogits(row: Float32Array, now: number): boolean {
+    const p = this.spec.params;
+    const r = this.sampler.sample(row);
+    if (this.completion === 0) this.tFirst = now;
+    this.completion++;
+    this.lastToken = r.token;
+    const logprobs = p.logprobs || p.topLogprobs > 0
+      ? [{ token: r.token, logprob: r.logprob ?? NaN, ...(r.topLogprobs ? { topLogprobs: r.topLogprobs } : {}) }]
+      : undefined;
+    const tokenIds = [r.token];
+    if (this.spec.stopIds.has(r.token)) {
+      this.ending = { reason: 'stop', stopReason: r.token, text: this.flushText(), tokenIds, logprobs };
+      return true;
+    }
+    const piece = this.matcher.push(this.detok && r.token < this.spec.tokenizer!.vocabSize ? this.detok.push(r.token) : '');
+    if (piece.stopped) {
+      this.ending = { reason: 'stop', stopReason: piece.stop, text: piece.text, tokenIds, logprobs };
+      return true;
+    }
+    if (this.completion >= p.maxTokens) {
+      this.ending = { reason: 'length', text: piece.text + this.flushText(), tokenIds, logprobs };
+      return true;
+    }
+    this.chunks.push({ text: piece.text, tokenIds, ...(logprobs ? { logprobs } : {}) });
+    return false;
+  }
+
+  /** The final chunk (after the loop released the KV blocks), then the end of the stream. */
+  retire(now: number): void {
+    const end: Ending = this.ending ?? { reason: 'abort', text: this.flushText(), tokenIds: [] };
+    const started = this.tAdmit > 0;
+    const first = this.completion > 0 ? this.tFirst : now;
+    const timing: Timing = {
+      prefillMs: started ? first - this.tAdmit : 0,
+      decodeMs: this.completion > 0 ? now - this.tFirst : 0,
+      tokensPerSecond: this.completion > 1 && now > this.tFirst ? ((this.completion - 1) * 1000) / (now - this.tFirst) : 0,
+    };
+    this.chunks.push({
+      text: end.text,
+      tokenIds: end.tokenIds,
+      ...(end.logprobs ? { logprobs: end.logprobs } : {}),
+      finishReason: end.reason,
+      ...(end.stopReason !== undefined ? { stopReason: end.stopReason } : {}),
+      usage: { promptTokens: this.promptIds.length, completionTokens: this.completion },
+      timing,
+    });
+    this.chunks.close();
+    this.retiredResolve();
+  }
+
+  /** Ends the stream with an error (the step running it failed). */
+  fail(e: unknown): void {
+    this.chunks.fail(e);
+    this.retiredResolve();
+  }
+
+  /** Text still held by the detokenizer and the stop matcher, at the end of the stream. */
+  private flushText(): string {
+    const tail = this.matcher.push(this.detok ? this.detok.flush() : '');
+    return tail.stopped ? tail.text : tail.text + this.matcher.flush();
+  }
+}

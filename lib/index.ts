@@ -1,0 +1,28 @@
+/**
+ * mixattn's public API.
+ *
+ *   import { loadModel } from 'mixattn';
+ *   await using model = await loadModel('path/to/hf-model', { plan: 'ma' });
+ *   for await (const chunk of model.generate('Hello', { maxTokens: 32 })) process.stdout.write(chunk.text);
+ */
+
+// Generation: load a model directory, stream or collect generations.
+export * from './api/index.js';
+
+// Sampling policy: parameters, sampler, the reductions seam, stop strings.
+export * from './sampling/index.js';
+
+// The engine underneath (native runner + paged KV) and the model description it runs.
+export { Engine, type BackendName, type EngineOptions, type StepEntry, type WeightTensor } from './engine/engine.js';
+export { llamaConfig, type ModelConfig, type RopeScaling, type Activation } from './model/config.js';
+export { BUILTIN_SIZES, builtinConfig, type BuiltinSize } from './model/builtin.js';
+export { randomWeights, type RandomWeightsOptions } from './model/random-weights.js';
+export type { NativeDType } from './native.js';
+
+// Layer plans (presets, notation, validation) and the KV memory model / reports.
+export * from './plan/index.js';
+export * from './kv/index.js';
+
+// Model directories and tokenizers.
+export { readModelDir, loadEngine, ModelLoadError, progressBar, SUPPORTED_ARCHITECTURES, type ModelDir, type LoadEngineOptions, type GenerationDefaults } from './hf/index.js';
+export { Tokenizer, IncrementalDetokenizer, ChatTemplateError, TokenizerError, type IncrementalDetokenizerOptions } from './tokenizer/index.js';

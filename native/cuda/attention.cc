@@ -1,0 +1,132 @@
+// Attention on the CUDA backend: host-side validation of what the host can see, and the
+// choice of kernel.
+//
+//  - prefill (attn_prefill_*.cu, tensor cores): bf16 pages, kDim == vDim in {64, 128, 256},
+//    chosen when some sequence brings more than one row (a prefill chunk);
+//  - decode (attn_decode.cu, split-KV): the same head dims, f32 or bf16 pages, chosen when
+//    every sequence brings one row (and for f32 pages);
+//  - generic (attn_generic.cu): everything else (odd head dims, kDim != vDim).
+// Every path computes the same function for any layout; tests force each with
+// setAttentionPath. Page ids live on the device (the runner uploads the tables), so they are
+// checked by the kernels (device_error.h).
+#include <algorithm>
+#include <atomic>
+#include <climits>
+#include <string>
+
+#include "cuda/attention.h"
+#include "cuda/cuda_backend.h"
+
+namespace mixattn {
+namespace cuda {
+
+namespace {
+
+std::atomic<int> gPath{int(AttnPath::Auto)};
+
+void checkLayout(const PagedKv& kv, int numHeads) {
+  auto fail = [](const std::string& what) { throw Error("attention: " + what); };
+  if (!kv.arena) fail("KV arena is null");
+  if (kv.numKvHeads <= 0 || kv.blockSize <= 0 || kv.kDim <= 0 || kv.vDim <= 0)
+    fail("numKvHeads, blockSize, kDim and vDim must be positive");
+  if (kv.pagesPerBlock <= 0 || kv.slot < 0 || kv.slot >= kv.pagesPerBlock)
+    fail("slot " + std::to_string(kv.slot) + " outside [0, pagesPerBlock=" +
+         std::to_string(kv.pagesPerBlock) + ")");
+  const size_t need = size_t(kv.numKvHeads) * kv.blockSize * (size_t(kv.kDim) + kv.vDim) *
+                      dtypeSize(kv.dtype);
+  if (kv.pageBytes < need)
+    fail("pageBytes " + std::to_string(kv.pageBytes) + " is smaller than the page layout (" +
+         std::to_string(need) + " bytes)");
+  if (numHeads <= 0 || numHeads % kv.numKvHeads != 0)
+    fail("numHeads " + std::to_string(numHeads) + " is not a positive multiple of numKvHeads " +
+         std::to_string(kv.numKvHeads));
+}
+
+bool prefillHeadDim(int d) { return d == 64 || d == 128 || d == 256; }
+
+}  // namespace
+
+void setAttentionPath(const std::string& path) {
+  if (path == "auto") gPath = int(AttnPath::Auto);
+  else if (path == "generic") gPath = int(AttnPath::Generic);
+  else if (path == "decode") gPath = int(AttnPath::Decode);
+  else if (path == "prefill") gPath = int(AttnPath::Prefill);
+  else throw Error("attention path '" + path + "' is unknown (auto, generic, decode, prefill)");
+}
+
+AttnArgs kvArgs(const PagedKv& kv, const BatchLayout& b) {
+  AttnArgs a{};
+  a.arena = static_cast<const char*>(kv.arena);
+  a.pageBytes = kv.pageBytes;
+  a.numPages = kv.numPages;
+  a.blockSize = kv.blockSize;
+  a.numKvHeads = kv.numKvHeads;
+  a.kDim = kv.kDim;
+  a.vDim = kv.vDim;
+  a.kvType = kv.dtype;
+  a.tables = kv.blockTables;
+  a.tableStride = kv.tableStride;
+  a.pagesPerBlock = kv.pagesPerBlock;
+  a.slot = kv.slot;
+  a.numSeqs = b.numSeqs;
+  a.numTokens = b.numTokens;
+  a.tokenStart = b.tokenStart;
+  a.numNew = b.numNew;
+  a.pastLen = b.pastLen;
+  a.positions = b.positions;
+  a.seqOfToken = b.seqOfToken;
+  return a;
+}
+
+bool prefillSupported(const Ctx&, const AttnArgs& a) {
+  return a.kvType == DType::BF16 && a.kDim == a.vDim && prefillHeadDim(a.kDim) &&
+         a.pageBytes % 16 == 0 && reinterpret_cast<uintptr_t>(a.arena) % 16 == 0 &&
+         reinterpret_cast<uintptr_t>(a.q) % 16 == 0 && reinterpret_cast<uintptr_t>(a.out) % 4 == 0;
+}
+
+void attention(const Ctx& c, void* out, const void* q, const PagedKv& kv,
+               const BatchLayout& batch, int numHeads, int window, float scale, float softcap,
+               const std::function<float*(size_t)>& scratch) {
+  checkLayout(kv, numHeads);
+  if (batch.numTokens <= 0) return;
+  AttnArgs a = kvArgs(kv, batch);
+  a.out = out;
+  a.q = q;
+  a.numHeads = numHeads;
+  a.window = window;
+  a.scale = scale;
+  a.softcap = softcap;
+  // Keys one row can attend to: its table row holds at most this many positions.
+  long long maxKeys = (long long)(kv.tableStride / kv.pagesPerBlock) * kv.blockSize;
+  if (window > 0) maxKeys = std::min<long long>(maxKeys, window);
+  a.maxKeys = int(std::max(1LL, std::min<long long>(maxKeys, INT_MAX / 2)));
+
+  const bool canPrefill = prefillSupported(c, a), canDecode = decodeSupported(c, a);
+  AttnPath path = AttnPath(gPath.load());
+  if (path == AttnPath::Auto) {
+    const bool manyRows = batch.numTokens > batch.numSeqs;
+    if (canPrefill && (manyRows || !canDecode)) path = AttnPath::Prefill;
+    else if (canDecode) path = AttnPath::Decode;
+    else path = AttnPath::Generic;
+  }
+  switch (path) {
+    case AttnPath::Prefill:
+      if (!canPrefill) throw Error("attention: the prefill kernel does not support this layout");
+      if (a.kDim == 64) attentionPrefill64(c, a);
+      else if (a.kDim == 128) attentionPrefill128(c, a);
+      else attentionPrefill256(c, a);
+      break;
+    case AttnPath::Decode: {
+      if (!canDecode) throw Error("attention: the decode kernel does not support this layout");
+      int splits = 1;
+      const size_t bytes = decodeScratchBytes(c, a, &splits);
+      attentionDecode(c, a, splits, bytes ? scratch(bytes) : nullptr);
+      break;
+    }
+    default:
+      attentionGeneric(c, a);
+  }
+}
+
+}  // namespace cuda
+}  // namespace mixattn

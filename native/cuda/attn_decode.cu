@@ -1,0 +1,284 @@
+// Paged decode attention, split-KV (flash-decoding). A block handles one (row, KV head,
+// split): the G query heads of the group share every K/V tile it loads, so each K/V byte is
+// read once per group. Rows are independent (any mix of decode tokens and prefill rows
+// works); each row's keys [lo, p] are cut into `splits` ranges of `chunk` keys so that a
+// small batch with long contexts still fills the GPU. Partial results (normalised output and
+// log-sum-exp) are merged by combineKernel; with one split the block writes bf16 directly.
+//
+// Tiles of 16 KB of K and 16 KB of V are brought in with cp.async through the block table,
+// two stages deep, so the next tile's reads are in flight while this one is computed.
+#include <algorithm>
+#include <cmath>
+
+#include "cuda/common.cuh"
+#include "cuda/cp_async.cuh"
+
+namespace mixattn {
+namespace cuda {
+
+namespace {
+
+constexpr int kThreads = 128;
+
+template <int D, typename KT>
+struct DecodeTraits {
+  static constexpr int kES = sizeof(KT);
+  static constexpr int TK = 16384 / (D * kES);  // keys per tile
+  static constexpr int LD = D + 16 / kES;       // row stride: 16 padding bytes avoid bank conflicts
+  static constexpr int CPR = D * kES / 16;      // 16-byte chunks per row
+  static constexpr int kLoads = TK * CPR / kThreads;
+  static constexpr size_t tileBytes = size_t(TK) * LD * kES;
+  static_assert(TK * CPR % kThreads == 0, "tile chunks must divide among the threads");
+  static size_t smem(int G) {
+    return 4 * tileBytes + 2 * TK * sizeof(int) +
+           (size_t(2) * G * D + size_t(G) * TK + 3 * G) * sizeof(float);
+  }
+};
+
+template <int D, typename KT>
+__global__ void __launch_bounds__(kThreads)
+    decodeKernel(AttnArgs a, int splits, int chunk, float* partO, float* partLse,
+                 DeviceError* err) {
+  using Tr = DecodeTraits<D, KT>;
+  constexpr int TK = Tr::TK, LD = Tr::LD;
+  const int sp = blockIdx.x, g = blockIdx.y, t = blockIdx.z, tid = threadIdx.x;
+  const int G = a.numHeads / a.numKvHeads, head0 = g * G;
+  extern __shared__ __align__(16) unsigned char smem[];
+  KT* sK = reinterpret_cast<KT*>(smem);
+  KT* sV = reinterpret_cast<KT*>(smem + 2 * Tr::tileBytes);
+  int* sValid = reinterpret_cast<int*>(smem + 4 * Tr::tileBytes);
+  float* sQ = reinterpret_cast<float*>(sValid + 2 * TK);
+  float* sS = sQ + G * D;
+  float* sO = sS + G * TK;
+  float* sM = sO + G * D;
+  float* sL = sM + G;
+  float* sC = sL + G;
+
+  const int s = a.seqOfToken[t], p = a.positions[t];
+  int kBeg = 0, kEnd = 0;
+  if (s < 0 || s >= a.numSeqs || p < 0) {
+    if (tid == 0 && sp == 0)
+      reportError(err, s < 0 || s >= a.numSeqs ? kErrSeqRange : kErrNegativePos, kOpAttention, s, p);
+  } else {
+    const int lo = keyLo(p, a.window);
+    kBeg = lo + sp * chunk;
+    kEnd = min(p + 1, lo + (sp + 1) * chunk);
+    // maxKeys comes from the table's width: a row with more keys has positions beyond it.
+    if (sp == splits - 1 && tid == 0 && (long long)lo + (long long)splits * chunk <= p)
+      reportError(err, kErrBeyondTable, kOpAttention, s, p);
+  }
+  const size_t rowHead = (size_t)t * a.numHeads + head0;  // first output (t, head0)
+  if (kBeg >= kEnd) {  // an empty split (or a bad row): contributes nothing
+    for (int e = tid; e < G * D; e += kThreads) {
+      const int h = e / D, d = e % D;
+      if (splits == 1) {
+        static_cast<bf16*>(a.out)[(rowHead + h) * D + d] = fromF<bf16>(0.f);
+      } else {
+        partO[((rowHead + h) * splits + sp) * D + d] = 0.f;
+        if (d == 0) partLse[(rowHead + h) * splits + sp] = -INFINITY;
+      }
+    }
+    return;
+  }
+
+  const bf16* q = static_cast<const bf16*>(a.q) + rowHead * D;
+  for (int e = tid; e < G * D; e += kThreads) {
+    sQ[e] = toF(q[e]);
+    sO[e] = 0.f;
+  }
+  for (int h = tid; h < G; h += kThreads) {
+    sM[h] = -INFINITY;
+    sL[h] = 0.f;
+  }
+
+  auto loadTile = [&](int n, int buf) {
+    const int kStart = kBeg + n * TK;
+#pragma unroll
+    for (int i = 0; i < Tr::kLoads; ++i) {
+      const int c = tid + i * kThreads, j = c / Tr::CPR, ch = c % Tr::CPR, key = kStart + j;
+      const int pg = key < kEnd ? lookupPage(a, s, key, err, kOpAttention) : -1;
+      const char* base = a.arena + (pg < 0 ? 0 : (size_t)pg * a.pageBytes);
+      const int off = key % a.blockSize;
+      cpAsync16(sK + (size_t)(buf * TK + j) * LD + ch * (16 / sizeof(KT)),
+                base + kOffset(a, g, off, sizeof(KT)) + ch * 16, pg >= 0);
+      cpAsync16(sV + (size_t)(buf * TK + j) * LD + ch * (16 / sizeof(KT)),
+                base + vOffset(a, g, off, sizeof(KT)) + ch * 16, pg >= 0);
+      if (ch == 0) sValid[buf * TK + j] = pg >= 0;
+    }
+    cpAsyncCommit();
+  };
+
+  const int nTiles = (kEnd - kBeg + TK - 1) / TK;
+  loadTile(0, 0);
+  for (int n = 0; n < nTiles; ++n) {
+    const int buf = n & 1, kStart = kBeg + n * TK;
+    if (n + 1 < nTiles) {
+      loadTile(n + 1, buf ^ 1);
+      cpAsyncWait<1>();
+    } else {
+      cpAsyncWait<0>();
+    }
+    __syncthreads();
+
+    // Scores for the G heads x TK keys of this tile.
+    const KT* kt = sK + (size_t)buf * TK * LD;
+    for (int idx = tid; idx < G * TK; idx += kThreads) {
+      const int h = idx / TK, j = idx % TK;
+      float sc = -INFINITY;
+      if (kStart + j < kEnd && sValid[buf * TK + j]) {
+        const float* qh = sQ + h * D;
+        const KT* kr = kt + (size_t)j * LD;
+        float dot = 0.f;
+#pragma unroll 8
+        for (int d = 0; d < D; ++d) dot += qh[d] * toF(kr[d]);
+        sc = capScore(dot, a.scale, a.softcap);
+      }
+      sS[idx] = sc;
+    }
+    __syncthreads();
+
+    // Online softmax, one warp per head.
+    for (int h = tid / 32; h < G; h += kThreads / 32) {
+      const int lane = tid % 32;
+      float mx = -INFINITY;
+      for (int j = lane; j < TK; j += 32) mx = fmaxf(mx, sS[h * TK + j]);
+      const float mOld = sM[h], mNew = fmaxf(mOld, warpMax(mx));
+      float sum = 0.f;
+      for (int j = lane; j < TK; j += 32) {
+        const float pr = mNew == -INFINITY ? 0.f : expf(sS[h * TK + j] - mNew);
+        sS[h * TK + j] = pr;
+        sum += pr;
+      }
+      sum = warpSum(sum);
+      if (lane == 0) {
+        const float corr = mNew == -INFINITY ? 1.f : expf(mOld - mNew);
+        sC[h] = corr;
+        sL[h] = sL[h] * corr + sum;
+        sM[h] = mNew;
+      }
+    }
+    __syncthreads();
+
+    // O = O * corr + P · V; each thread owns fixed (head, dim) outputs.
+    const KT* vt = sV + (size_t)buf * TK * LD;
+    for (int e = tid; e < G * D; e += kThreads) {
+      const int h = e / D, d = e % D;
+      const float* pr = sS + h * TK;
+      float acc = sO[e] * sC[h];
+#pragma unroll 8
+      for (int j = 0; j < TK; ++j) acc += pr[j] * toF(vt[(size_t)j * LD + d]);
+      sO[e] = acc;
+    }
+    __syncthreads();  // the next iteration's loads overwrite the other stage
+  }
+
+  for (int e = tid; e < G * D; e += kThreads) {
+    const int h = e / D, d = e % D;
+    const float l = sL[h], inv = l > 0.f ? 1.f / l : 0.f;
+    if (splits == 1) {
+      static_cast<bf16*>(a.out)[(rowHead + h) * D + d] = fromF<bf16>(sO[e] * inv);
+    } else {
+      partO[((rowHead + h) * splits + sp) * D + d] = sO[e] * inv;
+      if (d == 0) partLse[(rowHead + h) * splits + sp] = l > 0.f ? sM[h] + logf(l) : -INFINITY;
+    }
+  }
+}
+
+// out(t, head) = sum_i w_i · o_i / sum_i w_i with w_i = exp(lse_i - max lse).
+__global__ void combineKernel(bf16* out, const float* partO, const float* partLse, int splits,
+                              int D) {
+  const size_t rh = blockIdx.x;
+  const float* lse = partLse + rh * splits;
+  float mx = -INFINITY;
+  for (int i = 0; i < splits; ++i) mx = fmaxf(mx, lse[i]);
+  for (int d = threadIdx.x; d < D; d += blockDim.x) {
+    float acc = 0.f, wsum = 0.f;
+    if (mx != -INFINITY) {
+      for (int i = 0; i < splits; ++i) {
+        const float w = expf(lse[i] - mx);
+        wsum += w;
+        acc += w * partO[(rh * splits + i) * D + d];
+      }
+    }
+    out[rh * D + d] = fromF<bf16>(wsum > 0.f ? acc / wsum : 0.f);
+  }
+}
+
+template <int D, typename KT>
+int tileKeys() { return DecodeTraits<D, KT>::TK; }
+
+int decodeTileKeys(const AttnArgs& a) {
+  const bool b = a.kvType == DType::BF16;
+  switch (a.kDim) {
+    case 64: return b ? tileKeys<64, bf16>() : tileKeys<64, float>();
+    case 128: return b ? tileKeys<128, bf16>() : tileKeys<128, float>();
+    default: return b ? tileKeys<256, bf16>() : tileKeys<256, float>();
+  }
+}
+
+size_t decodeSmem(const AttnArgs& a) {
+  const bool b = a.kvType == DType::BF16;
+  const int G = a.numHeads / a.numKvHeads;
+  switch (a.kDim) {
+    case 64: return b ? DecodeTraits<64, bf16>::smem(G) : DecodeTraits<64, float>::smem(G);
+    case 128: return b ? DecodeTraits<128, bf16>::smem(G) : DecodeTraits<128, float>::smem(G);
+    default: return b ? DecodeTraits<256, bf16>::smem(G) : DecodeTraits<256, float>::smem(G);
+  }
+}
+
+template <int D, typename KT>
+void launch(const Ctx& c, const AttnArgs& a, int splits, int chunk, float* partO, float* partLse) {
+  const size_t smem = DecodeTraits<D, KT>::smem(a.numHeads / a.numKvHeads);
+  check(cudaFuncSetAttribute(decodeKernel<D, KT>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                             int(smem)), "attention (decode)");
+  const dim3 grid(unsigned(splits), unsigned(a.numKvHeads), unsigned(a.numTokens));
+  decodeKernel<D, KT><<<grid, kThreads, smem, c.stream>>>(a, splits, chunk, partO, partLse, c.err);
+  checkLaunch("attention (decode)");
+}
+
+}  // namespace
+
+bool decodeSupported(const Ctx& c, const AttnArgs& a) {
+  const int D = a.kDim;
+  if (a.vDim != D || (D != 64 && D != 128 && D != 256)) return false;
+  if (a.pageBytes % 16 != 0 || reinterpret_cast<uintptr_t>(a.arena) % 16 != 0) return false;
+  return decodeSmem(a) <= c.maxSmem;
+}
+
+size_t decodeScratchBytes(const Ctx& c, const AttnArgs& a, int* splits) {
+  const int TK = decodeTileKeys(a);
+  const long long tiles = std::max(1LL, (static_cast<long long>(a.maxKeys) + TK - 1) / TK);
+  const long long blocks = static_cast<long long>(a.numTokens) * a.numKvHeads;
+  // Enough blocks for ~4 per multiprocessor; never more splits than tiles.
+  long long want = (4LL * c.numSMs + blocks - 1) / blocks;
+  want = std::min(std::max(want, 1LL), std::min(tiles, 256LL));
+  const long long chunkTiles = (tiles + want - 1) / want;
+  *splits = int((tiles + chunkTiles - 1) / chunkTiles);
+  if (*splits <= 1) return 0;
+  return size_t(a.numTokens) * a.numHeads * *splits * (a.kDim + 1) * sizeof(float);
+}
+
+void attentionDecode(const Ctx& c, const AttnArgs& a, int splits, float* scratch) {
+  const int TK = decodeTileKeys(a), D = a.kDim;
+  const long long tiles = std::max(1LL, (static_cast<long long>(a.maxKeys) + TK - 1) / TK);
+  const int chunk = int((tiles + splits - 1) / splits) * TK;
+  float* partO = scratch;
+  float* partLse = splits > 1 ? scratch + size_t(a.numTokens) * a.numHeads * splits * D : nullptr;
+  const bool b = a.kvType == DType::BF16;
+  switch (D) {
+    case 64: b ? launch<64, bf16>(c, a, splits, chunk, partO, partLse)
+               : launch<64, float>(c, a, splits, chunk, partO, partLse); break;
+    case 128: b ? launch<128, bf16>(c, a, splits, chunk, partO, partLse)
+                : launch<128, float>(c, a, splits, chunk, partO, partLse); break;
+    default: b ? launch<256, bf16>(c, a, splits, chunk, partO, partLse)
+               : launch<256, float>(c, a, splits, chunk, partO, partLse); break;
+  }
+  if (splits > 1) {
+    combineKernel<<<unsigned(size_t(a.numTokens) * a.numHeads), D >= 128 ? 128 : 64, 0, c.stream>>>(
+        static_cast<bf16*>(a.out), partO, partLse, splits, D);
+    checkLaunch("attention (decode combine)");
+  }
+}
+
+}  // namespace cuda
+}  // namespace mixattn

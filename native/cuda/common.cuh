@@ -1,0 +1,102 @@
+// Device-side helpers shared by the kernels: bf16/f32 element access, error reporting and the
+// paged-KV page lookup.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "cuda/device_error.h"
+#include "cuda/ops.h"
+
+namespace mixattn {
+namespace cuda {
+
+using bf16 = __nv_bfloat16;
+
+__device__ __forceinline__ float toF(float x) { return x; }
+__device__ __forceinline__ float toF(bf16 x) { return __bfloat162float(x); }
+
+template <typename T>
+__device__ __forceinline__ T fromF(float x);
+template <>
+__device__ __forceinline__ float fromF<float>(float x) { return x; }
+template <>
+__device__ __forceinline__ bf16 fromF<bf16>(float x) { return __float2bfloat16_rn(x); }
+
+// First error wins; the winner alone writes the details (read only after a sync).
+__device__ __forceinline__ void reportError(DeviceError* e, int code, int op, int a, int b,
+                                            int c = 0, int d = 0) {
+  if (atomicCAS(&e->code, 0, code) == 0) {
+    e->op = op;
+    e->a = a;
+    e->b = b;
+    e->c = c;
+    e->d = d;
+  }
+}
+
+// The page holding (sequence s, position pos) for this layer, or -1 after recording why.
+__device__ __forceinline__ int lookupPage(const AttnArgs& a, int s, int pos, DeviceError* err,
+                                          int op) {
+  if (s < 0 || s >= a.numSeqs) {
+    reportError(err, kErrSeqRange, op, s, pos);
+    return -1;
+  }
+  if (pos < 0) {
+    reportError(err, kErrNegativePos, op, s, pos);
+    return -1;
+  }
+  const long long entry = (long long)(pos / a.blockSize) * a.pagesPerBlock + a.slot;
+  if (entry >= a.tableStride) {
+    reportError(err, kErrBeyondTable, op, s, pos);
+    return -1;
+  }
+  const int page = a.tables[(long long)s * a.tableStride + entry];
+  if (page < 0) {
+    reportError(err, kErrPageMissing, op, s, pos, page);
+    return -1;
+  }
+  if (page >= a.numPages) {
+    reportError(err, kErrPageRange, op, s, pos, page, a.numPages);
+    return -1;
+  }
+  return page;
+}
+
+// Byte offsets inside a page: K as [head][blockSize][kDim], then V as [head][blockSize][vDim].
+__device__ __forceinline__ size_t kOffset(const AttnArgs& a, int head, int off, size_t es) {
+  return ((size_t)head * a.blockSize + off) * a.kDim * es;
+}
+__device__ __forceinline__ size_t vOffset(const AttnArgs& a, int head, int off, size_t es) {
+  return (size_t)a.numKvHeads * a.blockSize * a.kDim * es +
+         ((size_t)head * a.blockSize + off) * a.vDim * es;
+}
+
+// First key position row p attends to.
+__device__ __forceinline__ int keyLo(int p, int window) {
+  return window > 0 ? max(0, p - window + 1) : 0;
+}
+
+__device__ __forceinline__ float warpMax(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+__device__ __forceinline__ float warpSum(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+// Scores: scale, then cap·tanh(x/cap) when a soft-cap is set.
+__device__ __forceinline__ float capScore(float x, float scale, float softcap) {
+  x *= scale;
+  return softcap > 0.f ? softcap * tanhf(x / softcap) : x;
+}
+
+inline unsigned ceilDiv(size_t a, size_t b) { return unsigned((a + b - 1) / b); }
+
+}  // namespace cuda
+}  // namespace mixattn

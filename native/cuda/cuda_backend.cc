@@ -1,0 +1,250 @@
+// The CUDA Backend object: device memory, the stream, the device error record, the cuBLASLt
+// GEMMs and a scratch buffer; each op forwards to its kernel launcher (ops.h).
+//
+// Matmul with f32 weights: the backend stores weights as given (the interface has no
+// conversion hook), so an f32 weight runs as an fp32 GEMM: the bf16 input is widened into
+// scratch, multiplied in full fp32 (no TF32), and the result rounded to bf16. bf16 weights
+// (the deployment case) run as bf16 GEMMs with fp32 accumulation.
+#include "cuda/cuda_backend.h"
+
+#include <cuda_runtime.h>
+
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cuda/attention.h"
+#include "cuda/gemm.h"
+#include "cuda/ops.h"
+
+namespace mixattn {
+namespace cuda {
+std::vector<double> ropeInverseFrequencies(const RopeParams& p, int headDim);  // rope_freq.cc
+}
+
+namespace {
+
+using namespace cuda;
+
+cudaDataType cudaType(DType t) { return t == DType::F32 ? CUDA_R_32F : CUDA_R_16BF; }
+
+class CudaBackend final : public Backend {
+ public:
+  explicit CudaBackend(int device) : device_(device) {
+    int count = 0;
+    check(cudaGetDeviceCount(&count), "cuda backend");
+    if (device < 0 || device >= count)
+      throw Error("cuda backend: device " + std::to_string(device) + " does not exist (" +
+                  std::to_string(count) + " found)");
+    check(cudaSetDevice(device), "cuda backend");
+    cudaDeviceProp prop;
+    check(cudaGetDeviceProperties(&prop, device), "cuda backend");
+    ctx_.numSMs = prop.multiProcessorCount;
+    ctx_.maxSmem = prop.sharedMemPerBlockOptin;
+    if (prop.major < 8)
+      throw Error("cuda backend: " + std::string(prop.name) + " is sm_" +
+                  std::to_string(prop.major * 10 + prop.minor) + "; sm_80 or newer is needed");
+    check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cuda backend");
+    ctx_.stream = stream_;
+    try {
+      check(cudaMalloc(&ctx_.err, sizeof(DeviceError)), "cuda backend");
+      check(cudaMemset(ctx_.err, 0, sizeof(DeviceError)), "cuda backend");
+      check(cudaMallocHost(&errHost_, sizeof(DeviceError)), "cuda backend");
+      *errHost_ = DeviceError{};
+      gemm_ = std::make_unique<Gemm>();
+    } catch (...) {
+      freeAll();
+      throw;
+    }
+  }
+  ~CudaBackend() override {
+    bind();
+    cudaStreamSynchronize(stream_);
+    freeAll();
+  }
+
+  const char* name() const override { return "cuda"; }
+  DType activationDType() const override { return DType::BF16; }
+
+  void* alloc(size_t bytes, const char* what) override {
+    bind();
+    void* p = nullptr;
+    const cudaError_t e = cudaMalloc(&p, bytes ? bytes : 256);
+    if (e == cudaErrorMemoryAllocation) {
+      cudaGetLastError();
+      throw Error(std::string("out of GPU memory allocating ") + (what ? what : "buffer") + " (" +
+                  std::to_string(bytes) + " bytes)");
+    }
+    check(e, "alloc");
+    return p;
+  }
+  void release(void* p) override {
+    bind();
+    if (p) cudaFree(p);  // cudaFree waits for work in flight that may still use p
+  }
+  void upload(void* dst, const void* src, size_t bytes) override {
+    bind();
+    // Pageable source: the call returns once `src` has been staged, so the caller may free it.
+    if (bytes) check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_), "upload");
+  }
+  void download(void* dst, const void* src, size_t bytes) override {
+    bind();
+    if (bytes)
+      check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream_), "download");
+    synchronize();
+  }
+  void synchronize() override {
+    bind();
+    check(cudaMemcpyAsync(errHost_, ctx_.err, sizeof(DeviceError), cudaMemcpyDeviceToHost, stream_),
+          "synchronize");
+    check(cudaStreamSynchronize(stream_), "synchronize");
+    if (errHost_->code != kErrNone) {
+      const DeviceError e = *errHost_;
+      *errHost_ = DeviceError{};
+      check(cudaMemsetAsync(ctx_.err, 0, sizeof(DeviceError), stream_), "synchronize");
+      check(cudaStreamSynchronize(stream_), "synchronize");
+      throw Error(describe(e));
+    }
+  }
+
+  void embedding(void* out, const int32_t* tokens, int n, const void* table, DType tableType,
+                 int vocab, int dim, float scale) override {
+    bind();
+    cuda::embedding(ctx_, out, tokens, n, table, tableType, vocab, dim, scale);
+  }
+  void rmsnorm(void* out, const void* in, const void* w, DType wType, int rows, int dim,
+               float eps) override {
+    bind();
+    cuda::rmsnorm(ctx_, out, in, w, wType, rows, dim, eps);
+  }
+  void addRmsnorm(void* out, void* residual, const void* delta, const void* w, DType wType,
+                  int rows, int dim, float eps) override {
+    bind();
+    cuda::addRmsnorm(ctx_, out, residual, delta, w, wType, rows, dim, eps);
+  }
+  void add(void* inout, const void* in, size_t n) override {
+    bind();
+    cuda::add(ctx_, inout, in, n);
+  }
+  void matmul(void* out, const void* in, const void* w, DType wType, const void* bias, int M,
+              int N, int K) override {
+    bind();
+    if (M <= 0 || N <= 0) return;
+    if (wType == DType::BF16) {
+      gemm_->run(stream_, out, CUDA_R_16BF, in, CUDA_R_16BF, w, CUDA_R_16BF, bias, M, N, K, "matmul");
+      return;
+    }
+    float* x32 = scratch((size_t(M) * K + size_t(M) * N) * sizeof(float));
+    float* y32 = x32 + size_t(M) * K;
+    bf16ToF32(ctx_, x32, in, size_t(M) * K);
+    gemm_->run(stream_, y32, CUDA_R_32F, x32, CUDA_R_32F, w, CUDA_R_32F, bias, M, N, K, "matmul");
+    f32ToBf16(ctx_, out, y32, size_t(M) * N);
+  }
+  void gatherRows(void* out, const void* in, const int32_t* index, int rows, int dim) override {
+    bind();
+    cuda::gatherRows(ctx_, out, in, index, rows, dim);
+  }
+  void rope(void* x, const int32_t* positions, int T, int heads, int headDim,
+            const RopeParams& p) override {
+    bind();
+    cuda::rope(ctx_, x, positions, T, heads, headDim, invFreq(p, headDim));
+  }
+  void gatedActivation(void* out, const void* gate, const void* up, int T, int I,
+                       Activation act) override {
+    bind();
+    cuda::gatedActivation(ctx_, out, gate, up, size_t(T) * size_t(I), act);
+  }
+  void appendKv(const PagedKv& kv, const BatchLayout& batch, const void* k,
+                const void* v) override {
+    bind();
+    cuda::appendKv(ctx_, kv, batch, k, v);
+  }
+  void attention(void* out, const void* q, const PagedKv& kv, const BatchLayout& batch,
+                 int numHeads, int window, float scale, float softcap) override {
+    bind();
+    cuda::attention(ctx_, out, q, kv, batch, numHeads, window, scale, softcap,
+                    [this](size_t bytes) { return scratch(bytes); });
+  }
+  void logits(float* out, const void* hidden, const void* w, DType wType, int M, int V, int K,
+              float softcap) override {
+    bind();
+    if (M <= 0 || V <= 0) return;
+    if (wType == DType::BF16) {
+      gemm_->run(stream_, out, CUDA_R_32F, hidden, CUDA_R_16BF, w, CUDA_R_16BF, nullptr, M, V, K,
+                 "logits");
+    } else {
+      float* x32 = scratch(size_t(M) * K * sizeof(float));
+      bf16ToF32(ctx_, x32, hidden, size_t(M) * K);
+      gemm_->run(stream_, out, CUDA_R_32F, x32, CUDA_R_32F, w, CUDA_R_32F, nullptr, M, V, K,
+                 "logits");
+    }
+    if (softcap > 0) softcapInPlace(ctx_, out, size_t(M) * V, softcap);
+  }
+
+ private:
+  // Ops may run on any thread (the runner steps on the libuv pool): make ours current.
+  void bind() { cudaSetDevice(device_); }
+
+  // Device scratch valid until the next op that asks for scratch (one stream orders them).
+  float* scratch(size_t bytes) {
+    if (bytes > scratchBytes_) {
+      if (scratch_) cudaFree(scratch_);  // waits for the work that may still read it
+      scratch_ = nullptr;
+      scratchBytes_ = 0;
+      const size_t want = bytes + bytes / 4;
+      if (cudaMalloc(&scratch_, want) != cudaSuccess) {
+        cudaGetLastError();
+        scratch_ = nullptr;
+        throw Error("out of GPU memory allocating scratch (" + std::to_string(want) + " bytes)");
+      }
+      scratchBytes_ = want;
+    }
+    return static_cast<float*>(scratch_);
+  }
+
+  const double* invFreq(const RopeParams& p, int headDim) {
+    char key[160];  // exact (hex-float) parameters: distinct values never share an entry
+    std::snprintf(key, sizeof key, "%d/%a/%d/%a/%a/%a/%d", headDim, double(p.theta),
+                  int(p.scaling), double(p.factor), double(p.lowFreqFactor),
+                  double(p.highFreqFactor), p.originalMaxPosition);
+    auto it = ropeCache_.find(key);
+    if (it != ropeCache_.end()) return it->second;
+    const std::vector<double> inv = ropeInverseFrequencies(p, headDim);
+    void* d = alloc(inv.size() * sizeof(double), "RoPE frequencies");
+    check(cudaMemcpy(d, inv.data(), inv.size() * sizeof(double), cudaMemcpyHostToDevice), "rope");
+    return ropeCache_[key] = static_cast<const double*>(d);
+  }
+
+  void freeAll() {
+    gemm_.reset();
+    for (auto& [k, p] : ropeCache_) cudaFree(const_cast<double*>(p));
+    ropeCache_.clear();
+    if (scratch_) cudaFree(scratch_);
+    if (ctx_.err) cudaFree(ctx_.err);
+    if (errHost_) cudaFreeHost(errHost_);
+    if (stream_) cudaStreamDestroy(stream_);
+    scratch_ = nullptr;
+    ctx_.err = nullptr;
+    errHost_ = nullptr;
+    stream_ = nullptr;
+  }
+
+  int device_;
+  Ctx ctx_;
+  cudaStream_t stream_ = nullptr;
+  DeviceError* errHost_ = nullptr;  // pinned
+  std::unique_ptr<Gemm> gemm_;
+  void* scratch_ = nullptr;
+  size_t scratchBytes_ = 0;
+  std::map<std::string, const double*> ropeCache_;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> createCudaBackend(int device) {
+  return std::make_unique<CudaBackend>(device);
+}
+
+}  // namespace mixattn

@@ -1,0 +1,89 @@
+// The CUDA backend's kernels as host functions (defined in the .cu files), so the backend
+// object (cuda_backend.cc) and the cuBLASLt code are plain C++. Every function enqueues on
+// ctx.stream and returns at once; launch errors throw mixattn::Error naming the op. Errors
+// that depend on device data (token ids, page ids) are recorded in ctx.err and thrown by the
+// next download or synchronize (device_error.h).
+//
+// Activations are bf16 (void* here so this header needs no CUDA types); weights and KV pages
+// are f32 or bf16 as their DType says; math is fp32.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "backend.h"
+#include "cuda/device_error.h"
+
+namespace mixattn {
+namespace cuda {
+
+struct Ctx {
+  cudaStream_t stream = nullptr;
+  DeviceError* err = nullptr;  // device memory
+  int numSMs = 1;
+  size_t maxSmem = 48 * 1024;  // dynamic shared memory a block may opt in to
+};
+
+// Throws Error("<op>: CUDA error: ...") when the last launch (or `e`) failed.
+void checkLaunch(const char* op);
+void check(cudaError_t e, const char* op);
+
+// ops_elementwise.cu
+void embedding(const Ctx& c, void* out, const int32_t* tokens, int n, const void* table,
+               DType tableType, int vocab, int dim, float scale);
+void rmsnorm(const Ctx& c, void* out, const void* in, const void* w, DType wType, int rows,
+             int dim, float eps);
+void addRmsnorm(const Ctx& c, void* out, void* residual, const void* delta, const void* w,
+                DType wType, int rows, int dim, float eps);
+void add(const Ctx& c, void* inout, const void* in, size_t n);
+void gatherRows(const Ctx& c, void* out, const void* in, const int32_t* index, int rows, int dim);
+void gatedActivation(const Ctx& c, void* out, const void* gate, const void* up, size_t n,
+                     Activation act);
+void softcapInPlace(const Ctx& c, float* x, size_t n, float cap);
+void bf16ToF32(const Ctx& c, float* dst, const void* src, size_t n);
+void f32ToBf16(const Ctx& c, void* dst, const float* src, size_t n);
+
+// ops_rope_kv.cu. invFreq: headDim/2 doubles in device memory (computed on the host).
+void rope(const Ctx& c, void* x, const int32_t* positions, int T, int heads, int headDim,
+          const double* invFreq);
+void appendKv(const Ctx& c, const PagedKv& kv, const BatchLayout& batch, const void* k,
+              const void* v);
+
+// Everything an attention kernel reads, by value (it is a kernel parameter).
+struct AttnArgs {
+  void* out;
+  const void* q;
+  const char* arena;
+  size_t pageBytes;
+  int numPages, blockSize, numKvHeads, kDim, vDim;
+  DType kvType;
+  const int32_t* tables;
+  int tableStride, pagesPerBlock, slot;
+  int numSeqs, numTokens;
+  const int32_t *tokenStart, *numNew, *pastLen, *positions, *seqOfToken;
+  int numHeads, window;
+  float scale, softcap;
+  int maxKeys;  // host-side upper bound on the keys one row attends to
+};
+
+// The view of a layer's paged KV and the step's rows that the kernels take (attention.cc);
+// out/q/numHeads/window/scale/softcap/maxKeys are left for the caller to fill.
+AttnArgs kvArgs(const PagedKv& kv, const BatchLayout& batch);
+
+// attn_generic.cu: any kDim, vDim <= 1024, f32 or bf16 KV. One block per (row, head).
+void attentionGeneric(const Ctx& c, const AttnArgs& a);
+// attn_decode.cu: split-KV flash-decoding for kDim == vDim in {64, 128, 256}; any rows.
+bool decodeSupported(const Ctx& c, const AttnArgs& a);
+// Scratch the decode path needs (0 when it needs none); `splits` gets the split count.
+size_t decodeScratchBytes(const Ctx& c, const AttnArgs& a, int* splits);
+void attentionDecode(const Ctx& c, const AttnArgs& a, int splits, float* scratch);
+// attn_prefill_*.cu: FlashAttention-2 on tensor cores, bf16 KV, kDim == vDim in {64,128,256}.
+bool prefillSupported(const Ctx& c, const AttnArgs& a);
+void attentionPrefill64(const Ctx& c, const AttnArgs& a);
+void attentionPrefill128(const Ctx& c, const AttnArgs& a);
+void attentionPrefill256(const Ctx& c, const AttnArgs& a);
+
+}  // namespace cuda
+}  // namespace mixattn

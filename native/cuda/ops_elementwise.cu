@@ -1,0 +1,220 @@
+// Row-wise and elementwise kernels: embedding, RMSNorm (plain and fused with the residual
+// add), add, row gather, gated activations, soft-cap and dtype conversions. All are memory
+// bound; each reads and writes every element once (RMSNorm twice: the second read of a row
+// comes from L1/L2). Math in fp32, results rounded once to bf16.
+#include <cmath>
+
+#include "cuda/common.cuh"
+
+namespace mixattn {
+namespace cuda {
+
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int kRowsPerBlock = kThreads / 32;  // one warp per row
+
+template <typename TT>
+__global__ void embeddingKernel(bf16* out, const int32_t* tokens, int n, const TT* table,
+                                int vocab, int dim, float scale, DeviceError* err) {
+  const int i = blockIdx.x;
+  const int tok = tokens[i];
+  if (tok < 0 || tok >= vocab) {
+    if (threadIdx.x == 0) reportError(err, kErrToken, kOpEmbedding, i, tok, vocab);
+    return;
+  }
+  const TT* row = table + (size_t)tok * dim;
+  bf16* o = out + (size_t)i * dim;
+  for (int k = threadIdx.x; k < dim; k += blockDim.x) o[k] = fromF<bf16>(toF(row[k]) * scale);
+}
+
+// One warp per row: y = x / sqrt(mean(x²) + eps) * w. `out` may equal `in`: each lane reads
+// and writes the same elements in both passes.
+template <typename WT>
+__global__ void rmsnormKernel(bf16* out, const bf16* in, const WT* w, int rows, int dim,
+                              float eps) {
+  const int row = blockIdx.x * kRowsPerBlock + threadIdx.x / 32, lane = threadIdx.x % 32;
+  if (row >= rows) return;
+  const bf16* x = in + (size_t)row * dim;
+  float ss = 0.f;
+  for (int k = lane; k < dim; k += 32) {
+    float v = toF(x[k]);
+    ss += v * v;
+  }
+  const float inv = rsqrtf(warpSum(ss) / dim + eps);
+  bf16* o = out + (size_t)row * dim;
+  for (int k = lane; k < dim; k += 32) o[k] = fromF<bf16>(toF(x[k]) * inv * toF(w[k]));
+}
+
+// residual += delta (rounded to bf16, as stored); out = rmsnorm(residual) * w.
+// `out` may equal `delta`: a lane reads delta[k] before it writes out[k], same lane.
+template <typename WT>
+__global__ void addRmsnormKernel(bf16* out, bf16* residual, const bf16* delta, const WT* w,
+                                 int rows, int dim, float eps) {
+  const int row = blockIdx.x * kRowsPerBlock + threadIdx.x / 32, lane = threadIdx.x % 32;
+  if (row >= rows) return;
+  bf16* r = residual + (size_t)row * dim;
+  const bf16* d = delta + (size_t)row * dim;
+  float ss = 0.f;
+  for (int k = lane; k < dim; k += 32) {
+    bf16 s = fromF<bf16>(toF(r[k]) + toF(d[k]));
+    r[k] = s;
+    float v = toF(s);
+    ss += v * v;
+  }
+  const float inv = rsqrtf(warpSum(ss) / dim + eps);
+  bf16* o = out + (size_t)row * dim;
+  for (int k = lane; k < dim; k += 32) o[k] = fromF<bf16>(toF(r[k]) * inv * toF(w[k]));
+}
+
+__global__ void addKernel(bf16* inout, const bf16* in, size_t n) {
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n;
+       i += size_t(gridDim.x) * blockDim.x)
+    inout[i] = fromF<bf16>(toF(inout[i]) + toF(in[i]));
+}
+
+__global__ void gatherKernel(bf16* out, const bf16* in, const int32_t* index, int dim,
+                             DeviceError* err) {
+  const int i = blockIdx.x, src = index[i];
+  if (src < 0) {
+    if (threadIdx.x == 0) reportError(err, kErrGatherIndex, kOpGatherRows, i, src);
+    return;
+  }
+  for (int k = threadIdx.x; k < dim; k += blockDim.x)
+    out[(size_t)i * dim + k] = in[(size_t)src * dim + k];
+}
+
+template <int kAct>
+__global__ void gatedKernel(bf16* out, const bf16* gate, const bf16* up, size_t n) {
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n;
+       i += size_t(gridDim.x) * blockDim.x) {
+    const float g = toF(gate[i]), u = toF(up[i]);
+    float a;
+    if (kAct == int(Activation::SiLU)) {
+      a = g / (1.f + expf(-g));
+    } else {
+      const float c = 0.7978845608028654f;  // sqrt(2 / pi)
+      a = 0.5f * g * (1.f + tanhf(c * (g + 0.044715f * g * g * g)));
+    }
+    out[i] = fromF<bf16>(a * u);
+  }
+}
+
+__global__ void softcapKernel(float* x, size_t n, float cap) {
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n;
+       i += size_t(gridDim.x) * blockDim.x)
+    x[i] = cap * tanhf(x[i] / cap);
+}
+
+template <typename S, typename D>
+__global__ void convertKernel(D* dst, const S* src, size_t n) {
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n;
+       i += size_t(gridDim.x) * blockDim.x)
+    dst[i] = fromF<D>(toF(src[i]));
+}
+
+// Grid for a grid-stride loop over n elements: enough blocks to fill the GPU, no more.
+unsigned flatBlocks(const Ctx& c, size_t n) {
+  size_t want = (n + kThreads - 1) / kThreads;
+  size_t cap = size_t(c.numSMs) * 8;
+  return unsigned(want < 1 ? 1 : (want > cap ? cap : want));
+}
+
+}  // namespace
+
+void embedding(const Ctx& c, void* out, const int32_t* tokens, int n, const void* table,
+               DType tableType, int vocab, int dim, float scale) {
+  if (n <= 0 || dim <= 0) return;
+  const unsigned threads = dim >= 256 ? 256 : 64;
+  if (tableType == DType::BF16)
+    embeddingKernel<<<n, threads, 0, c.stream>>>(static_cast<bf16*>(out), tokens, n,
+                                                 static_cast<const bf16*>(table), vocab, dim,
+                                                 scale, c.err);
+  else
+    embeddingKernel<<<n, threads, 0, c.stream>>>(static_cast<bf16*>(out), tokens, n,
+                                                 static_cast<const float*>(table), vocab, dim,
+                                                 scale, c.err);
+  checkLaunch("embedding");
+}
+
+void rmsnorm(const Ctx& c, void* out, const void* in, const void* w, DType wType, int rows,
+             int dim, float eps) {
+  if (rows <= 0 || dim <= 0) return;
+  const unsigned blocks = ceilDiv(size_t(rows), kRowsPerBlock);
+  if (wType == DType::BF16)
+    rmsnormKernel<<<blocks, kThreads, 0, c.stream>>>(static_cast<bf16*>(out),
+                                                     static_cast<const bf16*>(in),
+                                                     static_cast<const bf16*>(w), rows, dim, eps);
+  else
+    rmsnormKernel<<<blocks, kThreads, 0, c.stream>>>(static_cast<bf16*>(out),
+                                                     static_cast<const bf16*>(in),
+                                                     static_cast<const float*>(w), rows, dim, eps);
+  checkLaunch("rmsnorm");
+}
+
+void addRmsnorm(const Ctx& c, void* out, void* residual, const void* delta, const void* w,
+                DType wType, int rows, int dim, float eps) {
+  if (rows <= 0 || dim <= 0) return;
+  const unsigned blocks = ceilDiv(size_t(rows), kRowsPerBlock);
+  auto* o = static_cast<bf16*>(out);
+  auto* r = static_cast<bf16*>(residual);
+  auto* d = static_cast<const bf16*>(delta);
+  if (wType == DType::BF16)
+    addRmsnormKernel<<<blocks, kThreads, 0, c.stream>>>(o, r, d, static_cast<const bf16*>(w),
+                                                        rows, dim, eps);
+  else
+    addRmsnormKernel<<<blocks, kThreads, 0, c.stream>>>(o, r, d, static_cast<const float*>(w),
+                                                        rows, dim, eps);
+  checkLaunch("addRmsnorm");
+}
+
+void add(const Ctx& c, void* inout, const void* in, size_t n) {
+  if (!n) return;
+  addKernel<<<flatBlocks(c, n), kThreads, 0, c.stream>>>(static_cast<bf16*>(inout),
+                                                         static_cast<const bf16*>(in), n);
+  checkLaunch("add");
+}
+
+void gatherRows(const Ctx& c, void* out, const void* in, const int32_t* index, int rows,
+                int dim) {
+  if (rows <= 0 || dim <= 0) return;
+  gatherKernel<<<rows, dim >= 256 ? 256 : 64, 0, c.stream>>>(
+      static_cast<bf16*>(out), static_cast<const bf16*>(in), index, dim, c.err);
+  checkLaunch("gatherRows");
+}
+
+void gatedActivation(const Ctx& c, void* out, const void* gate, const void* up, size_t n,
+                     Activation act) {
+  if (!n) return;
+  auto* o = static_cast<bf16*>(out);
+  auto* g = static_cast<const bf16*>(gate);
+  auto* u = static_cast<const bf16*>(up);
+  if (act == Activation::SiLU)
+    gatedKernel<int(Activation::SiLU)><<<flatBlocks(c, n), kThreads, 0, c.stream>>>(o, g, u, n);
+  else if (act == Activation::GeluTanh)
+    gatedKernel<int(Activation::GeluTanh)><<<flatBlocks(c, n), kThreads, 0, c.stream>>>(o, g, u, n);
+  else
+    throw Error("gatedActivation: unknown activation " + std::to_string(int(act)));
+  checkLaunch("gatedActivation");
+}
+
+void softcapInPlace(const Ctx& c, float* x, size_t n, float cap) {
+  if (!n) return;
+  softcapKernel<<<flatBlocks(c, n), kThreads, 0, c.stream>>>(x, n, cap);
+  checkLaunch("logits (soft-cap)");
+}
+
+void bf16ToF32(const Ctx& c, float* dst, const void* src, size_t n) {
+  if (!n) return;
+  convertKernel<<<flatBlocks(c, n), kThreads, 0, c.stream>>>(dst, static_cast<const bf16*>(src), n);
+  checkLaunch("convert bf16->f32");
+}
+
+void f32ToBf16(const Ctx& c, void* dst, const float* src, size_t n) {
+  if (!n) return;
+  convertKernel<<<flatBlocks(c, n), kThreads, 0, c.stream>>>(static_cast<bf16*>(dst), src, n);
+  checkLaunch("convert f32->bf16");
+}
+
+}  // namespace cuda
+}  // namespace mixattn

@@ -1,0 +1,81 @@
+// RoPE (HF rotate_half layout) and the paged KV append.
+//
+// RoPE angles are computed in double, as the CPU twin does: at positions ~1e5 an fp32 angle is
+// already off by ~1e-2 rad. One thread per (row, frequency) computes the angle's sincos once
+// and rotates that pair in every head of the row. The inverse frequencies come from the host
+// (same code path as the CPU's, cached per RopeParams by the backend).
+#include "cuda/common.cuh"
+
+namespace mixattn {
+namespace cuda {
+
+namespace {
+
+__global__ void ropeKernel(bf16* x, const int32_t* positions, int heads, int headDim,
+                           const double* invFreq) {
+  const int t = blockIdx.x, half = headDim / 2;
+  const double pos = positions[t];
+  bf16* row = x + (size_t)t * heads * headDim;
+  for (int i = threadIdx.x; i < half; i += blockDim.x) {
+    double s, c;
+    sincos(pos * invFreq[i], &s, &c);
+    const float cf = float(c), sf = float(s);
+    for (int h = 0; h < heads; ++h) {
+      bf16* lo = row + (size_t)h * headDim + i;
+      bf16* hi = lo + half;
+      const float x0 = toF(*lo), x1 = toF(*hi);
+      *lo = fromF<bf16>(x0 * cf - x1 * sf);
+      *hi = fromF<bf16>(x1 * cf + x0 * sf);
+    }
+  }
+}
+
+// One block per (row, KV head): the row's K and V for that head go to its page. A bad page
+// id is recorded and the row skipped.
+template <typename KT>
+__global__ void appendKvKernel(AttnArgs a, const bf16* k, const bf16* v, DeviceError* err) {
+  const int t = blockIdx.x, h = blockIdx.y, H = a.numKvHeads;
+  __shared__ int page;
+  const int s = a.seqOfToken[t], p = a.positions[t];
+  if (threadIdx.x == 0) page = lookupPage(a, s, p, err, kOpAppendKv);
+  __syncthreads();
+  if (page < 0) return;
+  char* base = const_cast<char*>(a.arena) + (size_t)page * a.pageBytes;
+  const int off = p % a.blockSize;
+  KT* kd = reinterpret_cast<KT*>(base + kOffset(a, h, off, sizeof(KT)));
+  KT* vd = reinterpret_cast<KT*>(base + vOffset(a, h, off, sizeof(KT)));
+  const bf16* ks = k + ((size_t)t * H + h) * a.kDim;
+  const bf16* vs = v + ((size_t)t * H + h) * a.vDim;
+  for (int e = threadIdx.x; e < a.kDim; e += blockDim.x) kd[e] = fromF<KT>(toF(ks[e]));
+  for (int e = threadIdx.x; e < a.vDim; e += blockDim.x) vd[e] = fromF<KT>(toF(vs[e]));
+}
+
+}  // namespace
+
+void rope(const Ctx& c, void* x, const int32_t* positions, int T, int heads, int headDim,
+          const double* invFreq) {
+  if (T <= 0 || heads <= 0) return;
+  const int half = headDim / 2;
+  const unsigned threads = half >= 128 ? 128 : (half >= 32 ? 64 : 32);
+  ropeKernel<<<T, threads, 0, c.stream>>>(static_cast<bf16*>(x), positions, heads, headDim,
+                                          invFreq);
+  checkLaunch("rope");
+}
+
+void appendKv(const Ctx& c, const PagedKv& kv, const BatchLayout& batch, const void* k,
+              const void* v) {
+  if (batch.numTokens <= 0) return;
+  const AttnArgs a = kvArgs(kv, batch);
+  const dim3 grid(unsigned(batch.numTokens), unsigned(kv.numKvHeads));
+  const unsigned threads = kv.kDim >= 128 ? 128 : 32;
+  auto* kb = static_cast<const bf16*>(k);
+  auto* vb = static_cast<const bf16*>(v);
+  if (kv.dtype == DType::BF16)
+    appendKvKernel<bf16><<<grid, threads, 0, c.stream>>>(a, kb, vb, c.err);
+  else
+    appendKvKernel<float><<<grid, threads, 0, c.stream>>>(a, kb, vb, c.err);
+  checkLaunch("appendKv");
+}
+
+}  // namespace cuda
+}  // namespace mixattn

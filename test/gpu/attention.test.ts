@@ -1,0 +1,107 @@
+/**
+ * CUDA paged attention against the CPU twin: ragged batches mixing prefill chunks and decode
+ * rows, GQA/MQA/MHA, sliding windows whose dropped blocks hold -1 in the table (so reading one
+ * would fail the step), long decode contexts (split-KV), soft-caps, block sizes that do not
+ * divide anything, several owners per block (slot), odd head dims and kDim != vDim, f32 and
+ * bf16 pages. Every kernel a layout supports is run: 'auto', and each of 'generic', 'decode',
+ * 'prefill' forced.
+ */
+import { describe, expect, it } from 'vitest';
+import { Rng, SEED, TWIN, bound, cudaAvailable, randn, relErr, twin } from './twin.js';
+
+interface Case {
+  name: string;
+  numNew: number[];
+  pastLen: number[];
+  numHeads: number;
+  numKvHeads: number;
+  kDim: number;
+  vDim?: number;
+  window?: number;
+  softcap?: number;
+  scale?: number;
+  blockSize?: number;
+  pagesPerBlock?: number;
+  dtype?: 'bf16' | 'f32';
+}
+
+/** Pages for every block a row can reach, at random; blocks a window has left hold -1. */
+function scenario(c: Case, rng: Rng) {
+  const bs = c.blockSize ?? 16, ppb = c.pagesPerBlock ?? 1, slot = ppb - 1;
+  const vDim = c.vDim ?? c.kDim, window = c.window ?? 0;
+  const blocks = c.numNew.map((n, s) => Math.ceil((c.pastLen[s] + n) / bs));
+  const tableStride = Math.max(...blocks) * ppb;
+  const numPages = blocks.reduce((a, b) => a + b, 0) * ppb + 3;
+  const free = Array.from({ length: numPages }, (_, i) => i);
+  for (let i = free.length - 1; i > 0; i--) {
+    const j = rng.int(i + 1);
+    [free[i], free[j]] = [free[j], free[i]];
+  }
+  const tables = new Int32Array(c.numNew.length * tableStride).fill(-1);
+  c.numNew.forEach((_, s) => {
+    const lo = window > 0 ? Math.max(0, c.pastLen[s] - window + 1) : 0;  // first key of the first new row
+    for (let b = Math.floor(lo / bs); b < blocks[s]; b++)
+      for (let k = 0; k < ppb; k++) tables[s * tableStride + b * ppb + k] = free.pop()!;
+  });
+  const pageElems = bs * c.numKvHeads * (c.kDim + vDim);
+  const T = c.numNew.reduce((a, b) => a + b, 0);
+  return {
+    kv: { dtype: c.dtype ?? 'bf16', numPages, blockSize: bs, numKvHeads: c.numKvHeads, kDim: c.kDim, vDim, pagesPerBlock: ppb, slot, tableStride, tables, arena: randn(rng, numPages * pageElems) },
+    numNew: Int32Array.from(c.numNew),
+    pastLen: Int32Array.from(c.pastLen),
+    q: randn(rng, T * c.numHeads * c.kDim),
+    numHeads: c.numHeads,
+    window,
+    scale: c.scale ?? 1 / Math.sqrt(c.kDim),
+    softcap: c.softcap ?? 0,
+  };
+}
+
+/** The kernels that support a case (attention.cc's rules). */
+function paths(c: Case): string[] {
+  const fast = (c.vDim ?? c.kDim) === c.kDim && [64, 128, 256].includes(c.kDim);
+  return ['auto', 'generic', ...(fast ? ['decode'] : []), ...(fast && (c.dtype ?? 'bf16') === 'bf16' ? ['prefill'] : [])];
+}
+
+function boundFor(c: Case, path: string): number {
+  const small = ![64, 128, 256].includes(c.kDim);
+  const decodeLike = c.numNew.every((n) => n === 1);
+  const kind = path === 'decode' || (path === 'auto' && decodeLike) ? 'decode' : 'prefill';
+  return bound(`attention_${kind}_d${small ? 8 : c.kDim}`);
+}
+
+const CASES: Case[] = [
+  // Decode: one row per sequence, contexts from 1 to 4k (split-KV), GQA 4.
+  { name: 'decode GQA 8:2 d128', numNew: [1, 1, 1, 1], pastLen: [1000, 37, 4095, 0], numHeads: 8, numKvHeads: 2, kDim: 128 },
+  { name: 'decode MQA 8:1 d64, window 100', numNew: [1, 1, 1], pastLen: [700, 99, 5], numHeads: 8, numKvHeads: 1, kDim: 64, window: 100 },
+  { name: 'decode d256, soft-cap', numNew: [1, 1], pastLen: [300, 2000], numHeads: 4, numKvHeads: 2, kDim: 256, scale: 0.25, softcap: 5 },
+  { name: 'decode long context 32k, batch 1, d128', numNew: [1], pastLen: [32767], numHeads: 32, numKvHeads: 8, kDim: 128 },
+  { name: 'decode 32k window 1024, d128', numNew: [1, 1], pastLen: [32767, 3000], numHeads: 32, numKvHeads: 8, kDim: 128, window: 1024 },
+  // Prefill chunks mixed with decode rows, ragged.
+  { name: 'ragged prefill+decode GQA 8:2 d128', numNew: [130, 1, 64], pastLen: [0, 200, 77], numHeads: 8, numKvHeads: 2, kDim: 128 },
+  { name: 'ragged prefill window 48 d64 MHA', numNew: [100, 37], pastLen: [30, 0], numHeads: 4, numKvHeads: 4, kDim: 64, window: 48 },
+  { name: 'prefill chunk after a long past, GQA 6:2 (G=3) d128, window 300', numNew: [257], pastLen: [1500], numHeads: 6, numKvHeads: 2, kDim: 128, window: 300 },
+  { name: 'prefill d256 soft-cap, block 5, 2 owners per block', numNew: [70, 9], pastLen: [3, 40], numHeads: 4, numKvHeads: 1, kDim: 256, softcap: 2, scale: 0.3, blockSize: 5, pagesPerBlock: 2 },
+  { name: 'prefill MQA 16:1 d64 (G=16), window 1 ', numNew: [40], pastLen: [10], numHeads: 16, numKvHeads: 1, kDim: 64, window: 1 },
+  { name: 'prefill 1024 causal GQA 32:8 d128', numNew: [1024], pastLen: [0], numHeads: 32, numKvHeads: 8, kDim: 128 },
+  { name: 'prefill f32 pages d128', numNew: [50, 1], pastLen: [20, 60], numHeads: 4, numKvHeads: 2, kDim: 128, dtype: 'f32' },
+  // Odd head dims (the generic kernel).
+  { name: 'head dim 6 MQA 5:1', numNew: [19, 1], pastLen: [0, 30], numHeads: 5, numKvHeads: 1, kDim: 6, window: 5 },
+  { name: 'head dim 12, kDim 12 != vDim 8, f32 pages', numNew: [7, 3], pastLen: [9, 0], numHeads: 6, numKvHeads: 3, kDim: 12, vDim: 8, dtype: 'f32' },
+  { name: 'head dim 10 soft-cap, block 3', numNew: [17], pastLen: [4], numHeads: 6, numKvHeads: 3, kDim: 10, softcap: 1.5, scale: 0.5, blockSize: 3 },
+];
+
+describe.skipIf(!cudaAvailable)(`CUDA attention vs CPU twin (${TWIN}, seed ${SEED})`, () => {
+  const rng = new Rng(SEED + 1);
+  for (const c of CASES) {
+    it(c.name, () => {
+      const args = scenario(c, rng);
+      const cpu = twin('attention', args)[1].out;
+      for (const path of paths(c)) {
+        const [gpu] = twin('attention', args, { path });
+        const err = relErr(gpu.out, cpu);
+        expect(err, `${path}: rel err ${err}`).toBeLessThanOrEqual(boundFor(c, path));
+      }
+    });
+  }
+});

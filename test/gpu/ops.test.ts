@@ -1,0 +1,148 @@
+/**
+ * Each CUDA row-wise, elementwise and GEMM op against its CPU twin (test/gpu/twin.ts says how:
+ * fresh bf16-exact random inputs, poisoned outputs, ‖cuda − cpu‖/‖cpu‖ within 2× PyTorch's
+ * own bf16 error). Copies (gatherRows, appendKv) must be exact.
+ */
+import { describe, expect, it } from 'vitest';
+import { Rng, SEED, TWIN, bound, cudaAvailable, randn, relErr, runOp, twin, weight } from './twin.js';
+
+const WTYPES = ['f32', 'bf16'] as const;
+
+describe.skipIf(!cudaAvailable)(`CUDA ops vs CPU twins (${TWIN}, seed ${SEED})`, () => {
+  const rng = new Rng(SEED);
+
+  it('embedding: f32 and bf16 tables, with a scale', () => {
+    for (const t of WTYPES) {
+      const vocab = 300, dim = 96;
+      const table = randn(rng, vocab * dim);
+      const tokens = Int32Array.from({ length: 37 }, () => rng.int(vocab));
+      const args = { tokens, table: weight(table, t), tableType: t, vocab, dim, scale: Math.sqrt(dim) };
+      const [gpu, cpu] = twin('embedding', args);
+      expect(relErr(gpu.out, cpu.out), t).toBeLessThanOrEqual(bound('embedding'));
+    }
+  });
+
+  for (const t of WTYPES) {
+    it(`rmsnorm and addRmsnorm, ${t} weights, wide and odd rows`, () => {
+      for (const [rows, dim] of [[64, 1024], [13, 30], [5, 4096]]) {
+        const w = weight(randn(rng, dim, 0.1, 1), t);
+        const x = randn(rng, rows * dim);
+        const [g1, c1] = twin('rmsnorm', { x, w, wType: t, rows, dim, eps: 1e-5 });
+        expect(relErr(g1.out, c1.out), `rmsnorm ${rows}x${dim}`).toBeLessThanOrEqual(bound('rmsnorm'));
+        const residual = randn(rng, rows * dim);
+        const delta = randn(rng, rows * dim);
+        const [g2, c2] = twin('addRmsnorm', { residual, delta, w, wType: t, rows, dim, eps: 1e-6 });
+        expect(relErr(g2.residual, c2.residual), `residual ${rows}x${dim}`).toBeLessThanOrEqual(bound('add'));
+        expect(relErr(g2.out, c2.out), `addRmsnorm ${rows}x${dim}`).toBeLessThanOrEqual(bound('addRmsnorm'));
+      }
+    });
+
+    it(`matmul, ${t} weights, with and without bias, decode and prefill shapes`, () => {
+      for (const [M, N, K] of [[1, 512, 256], [7, 96, 40], [64, 384, 512], [200, 30, 24]]) {
+        const x = randn(rng, M * K);
+        const w = randn(rng, N * K, 1 / Math.sqrt(K));
+        const bias = randn(rng, N, 0.1);
+        for (const b of [null, weight(bias, t)]) {
+          const [gpu, cpu] = twin('matmul', { x, w: weight(w, t), wType: t, bias: b, M, N, K });
+          expect(relErr(gpu.out, cpu.out), `${M}x${N}x${K} bias=${b !== null}`).toBeLessThanOrEqual(bound('matmul'));
+        }
+      }
+    });
+
+    it(`logits (fp32 out), ${t} head, with and without a soft-cap`, () => {
+      for (const [M, V, K] of [[1, 1000, 256], [9, 301, 64]]) {
+        const x = randn(rng, M * K);
+        const w = weight(randn(rng, V * K, 1 / Math.sqrt(K)), t);
+        for (const softcap of [0, 3]) {
+          const [gpu, cpu] = twin('logits', { x, w, wType: t, M, N: V, K, softcap });
+          expect(relErr(gpu.out, cpu.out), `${M}x${V}x${K} cap ${softcap}`).toBeLessThanOrEqual(bound('logits'));
+        }
+      }
+    });
+  }
+
+  it('add', () => {
+    const n = 100_003;
+    const [gpu, cpu] = twin('add', { inout: randn(rng, n), in: randn(rng, n) });
+    expect(relErr(gpu.out, cpu.out)).toBeLessThanOrEqual(bound('add'));
+  });
+
+  it('gatherRows is an exact copy', () => {
+    const rows = 50, dim = 72;
+    const x = randn(rng, rows * dim);
+    const index = Int32Array.from({ length: 17 }, () => rng.int(rows));
+    const [gpu, cpu] = twin('gatherRows', { x, index, dim });
+    expect(relErr(gpu.out, cpu.out)).toBe(0);
+  });
+
+  it('gatedActivation: SwiGLU and GeGLU', () => {
+    const T = 33, I = 1000;
+    const gate = randn(rng, T * I, 2);
+    const up = randn(rng, T * I);
+    for (const act of ['silu', 'gelu_tanh']) {
+      const [gpu, cpu] = twin('gatedActivation', { gate, up, T, I, act });
+      expect(relErr(gpu.out, cpu.out), act).toBeLessThanOrEqual(bound(act === 'silu' ? 'gated_silu' : 'gated_gelu'));
+    }
+  });
+
+  it('rope: default, linear and llama3 scaling, positions up to 1e5', () => {
+    const scalings = [
+      { theta: 10000, scaling: 'default' },
+      { theta: 1e6, scaling: 'linear', factor: 8 },
+      { theta: 500000, scaling: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPosition: 8192 },
+    ];
+    for (const [heads, headDim] of [[8, 128], [3, 6], [2, 64]]) {
+      const T = 40;
+      const positions = Int32Array.from({ length: T }, (_, i) => (i < 20 ? i : rng.int(100_000)));
+      const x = randn(rng, T * heads * headDim);
+      for (const rope of scalings) {
+        const [gpu, cpu] = twin('rope', { x, positions, heads, headDim, rope });
+        expect(relErr(gpu.out, cpu.out), `${rope.scaling} ${heads}x${headDim}`).toBeLessThanOrEqual(bound('rope'));
+      }
+    }
+  });
+
+  it('appendKv writes exactly the rows of each position into its page (bf16 and f32 pages)', () => {
+    for (const dtype of ['bf16', 'f32'] as const) {
+      const blockSize = 4, numKvHeads = 2, kDim = 8, vDim = 6, numPages = 12, pagesPerBlock = 2, slot = 1;
+      const numNew = Int32Array.from([5, 1, 3]);
+      const pastLen = Int32Array.from([0, 6, 2]);
+      const tableStride = 4 * pagesPerBlock;
+      const perm = Array.from({ length: numPages }, (_, i) => i).sort(() => rng.next() - 0.5);
+      const tables = Int32Array.from({ length: 3 * tableStride }, (_, i) => perm[i % numPages]);
+      const pageElems = blockSize * numKvHeads * (kDim + vDim);
+      const T = 9;
+      const kv = { dtype, numPages, blockSize, numKvHeads, kDim, vDim, pagesPerBlock, slot, tableStride, tables, arena: randn(rng, numPages * pageElems) };
+      const args = { kv, numNew, pastLen, k: randn(rng, T * numKvHeads * kDim), v: randn(rng, T * numKvHeads * vDim) };
+      const [gpu, cpu] = twin('appendKv', args);
+      expect(relErr(gpu.arena, cpu.arena), dtype).toBe(0);
+    }
+  });
+});
+
+describe.skipIf(!cudaAvailable || TWIN === 'cpu')('CUDA errors in device data', () => {
+  it('a token outside the vocabulary names it; the backend stays usable', () => {
+    const table = randn(new Rng(SEED), 10 * 4);
+    const args = { tokens: Int32Array.from([1, 2, 10]), table, tableType: 'f32', vocab: 10, dim: 4, scale: 1 };
+    expect(() => runOp('cuda', 'embedding', args)).toThrow(/embedding: token id 10 at index 2 is outside \[0, 10\)/);
+    const ok = runOp('cuda', 'embedding', { ...args, tokens: Int32Array.from([3]) });
+    expect(Array.from(ok.out)).toEqual(Array.from(table.subarray(12, 16)));
+  });
+
+  it('a missing or out-of-range page id is an error, not a crash', () => {
+    const kv = (tables: number[]) => ({
+      dtype: 'bf16', numPages: 4, blockSize: 4, numKvHeads: 1, kDim: 64, vDim: 64, pagesPerBlock: 1, slot: 0,
+      tableStride: 2, tables: Int32Array.from(tables), arena: randn(new Rng(SEED), 4 * 4 * 128),
+    });
+    const base = { numNew: Int32Array.from([2]), pastLen: Int32Array.from([4]), numHeads: 2, window: 0, scale: 0.125, softcap: 0 };
+    const q = randn(new Rng(SEED), 2 * 2 * 64);
+    for (const path of ['generic', 'decode', 'prefill']) {
+      expect(() => runOp('cuda', 'attention', { ...base, q, kv: kv([-1, 1]), path })).toThrow(/attention: sequence 0 position 0: page id -1 is missing/);
+      expect(() => runOp('cuda', 'attention', { ...base, q, kv: kv([0, 9]), path })).toThrow(/page id 9 is out of range \(numPages 4\)/);
+      const good = runOp('cuda', 'attention', { ...base, q, kv: kv([0, 1]), path });
+      expect(good.out.every(Number.isFinite)).toBe(true);
+    }
+    const k = randn(new Rng(SEED), 2 * 64);
+    expect(() => runOp('cuda', 'appendKv', { kv: kv([0, -1]), numNew: base.numNew, pastLen: base.pastLen, k, v: k })).toThrow(/appendKv: sequence 0 position 4: page id -1 is missing/);
+  });
+});
