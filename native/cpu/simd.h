@@ -2,7 +2,8 @@
 // extensions map it onto one SSE register at the default x86-64 target (and NEON on arm64),
 // no -march flags needed; other compilers get a plain array the optimiser can still
 // vectorise. Written out because GCC, left alone, vectorises the matmul tile along K with
-// shuffles and keeps the accumulators on the stack.
+// shuffles and keeps the accumulators on the stack. Defining MIXATTN_NO_VECTOR_EXT forces
+// the portable branch (to test it).
 #pragma once
 
 #include <cstdint>
@@ -11,7 +12,7 @@
 namespace mixattn {
 namespace cpu {
 
-#if defined(__GNUC__) || defined(__clang__)
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(MIXATTN_NO_VECTOR_EXT)
 
 typedef float F32x4 __attribute__((vector_size(16)));
 typedef uint16_t U16x4 __attribute__((vector_size(8)));

@@ -107,10 +107,11 @@ const bounds: Bounds | undefined = existsSync(BOUNDS_FILE) ? (JSON.parse(readFil
 
 /**
  * The tolerance for a check of kind `key`: 2 × PyTorch's bf16 error there. With the CPU on
- * both sides (MIXATTN_TWIN=cpu) the outputs must agree to fp32 rounding instead.
+ * both sides (MIXATTN_TWIN=cpu) the outputs must agree to fp32 rounding instead (whole
+ * models: to the bf16 rounding of the KV pages, the one difference left).
  */
 export function bound(key: string): number {
-  if (TWIN === 'cpu') return 1e-5;
+  if (TWIN === 'cpu') return key === 'model' ? 1e-2 : 1e-5;  // model: bf16 vs f32 KV pages
   const e = bounds?.entries[key];
   if (e === undefined) throw new Error(`no PyTorch bf16 error for '${key}' in ${BOUNDS_FILE}; run test/gpu/torch_bf16_bounds.py on the GPU machine`);
   return 2 * e;

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# On the GPU machine (../shared/device/README.md), in one call: build the addon with the CUDA
+# backend, measure PyTorch's bf16 errors (the tests' bounds), run test/gpu, then
+# compute-sanitizer memcheck and racecheck over every op. Logs go to $OUT.
+set -uo pipefail
+OUT=${OUT:-/tmp/mixattn-gpu}
+mkdir -p "$OUT"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/device.txt"
+t0=$(date +%s)
+if ! MIXATTN_CUDA=ON node scripts/build-native.mjs --CDMIXATTN_CUDA_ARCHS=90 >"$OUT/build.log" 2>&1; then
+  tail -60 "$OUT/build.log"
+  exit 1
+fi
+echo "build: $(($(date +%s) - t0)) s"
+PYTHONUNBUFFERED=1 python3 test/gpu/torch_bf16_bounds.py test/gpu/bf16-bounds.json >"$OUT/bounds.log" 2>&1 || tail -30 "$OUT/bounds.log"
+cp test/gpu/bf16-bounds.json "$OUT/" 2>/dev/null
+npx vitest run test/gpu --reporter=verbose >"$OUT/vitest.log" 2>&1
+echo "vitest exit $?"
+grep -E "✓|×|FAIL|AssertionError|Error:|rel err|Tests " "$OUT/vitest.log" | head -120
+for tool in memcheck racecheck; do
+  timeout 240 compute-sanitizer --tool $tool --error-exitcode 3 node test/gpu/sanitize.mjs >"$OUT/$tool.log" 2>&1
+  echo "$tool exit $?: $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY|every op ran' "$OUT/$tool.log" | tr '\n' ' ')"
+done
