@@ -72,40 +72,38 @@ export class Engine implements Disposable, AsyncDisposable {
    * nothing stays allocated.
    */
   static create(config: ModelConfig, plan: LayerPlan, weights: Iterable<WeightTensor>, opts: EngineOptions = {}): Engine {
-    validatePlan(plan, { headDim: config.headDim });
-    const expected = new Map(weightSpecs(config, plan).map((w) => [w.name, w.shape]));
-    const kvDtype = opts.kvDtype ?? 'f32';
-    const layout = kvLayout(plan, {
-      numKvHeads: config.numKvHeads,
-      headDim: config.headDim,
-      blockSize: opts.blockSize ?? 16,
-      dtypeBytes: kvDtype === 'f32' ? 4 : 2,
-    });
-    const numPages = opts.kvPages ?? Math.floor((opts.kvBudgetBytes ?? DEFAULT_KV_BUDGET) / layout.pageBytes);
-    if (!Number.isInteger(numPages) || numPages < 1) {
-      throw new RangeError(`kvPages must be a positive integer (got ${numPages}; a page holds ${layout.pageBytes} bytes)`);
-    }
-    const addon = loadAddon();
-    const threads = opts.threads ?? 0;
-    if (!Number.isInteger(threads) || threads < 0) throw new RangeError(`threads must be an integer >= 0, got ${threads}`);
-    const native = new addon.NativeModel(nativeModelDesc(config, plan, layout), {
-      backend: opts.backend ?? 'cpu',
-      threads,
-    });
+    const build = EngineBuild.begin(config, plan, opts);
     try {
-      for (const w of weights) {
-        if (!expected.has(w.name)) throw new Error(`weight '${w.name}' is not part of this model under plan '${plan.name}'`);
-        native.setWeight(w.name, w.dtype, w.shape, w.bytes);
-      }
-      const missing = native.missingWeights();
-      if (missing.length > 0) {
-        throw new Error(`weights are missing: ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ` and ${missing.length - 5} more` : ''}`);
-      }
-      native.allocateKv(numPages, kvDtype, layout.blockSize);
+      for (const w of weights) build.set(w);
+      return build.finish();
     } catch (e) {
-      native.dispose();
+      build.abort();
       throw e;
     }
+  }
+
+  /**
+   * As create, for weights streamed from disk: each tensor is read, handed to the backend
+   * and dropped before the next one, without blocking the event loop.
+   */
+  static async createAsync(
+    config: ModelConfig,
+    plan: LayerPlan,
+    weights: AsyncIterable<WeightTensor> | Iterable<WeightTensor>,
+    opts: EngineOptions = {},
+  ): Promise<Engine> {
+    const build = EngineBuild.begin(config, plan, opts);
+    try {
+      for await (const w of weights) build.set(w);
+      return build.finish();
+    } catch (e) {
+      build.abort();
+      throw e;
+    }
+  }
+
+  /** @internal used by EngineBuild */
+  static fromParts(config: ModelConfig, plan: LayerPlan, native: NativeModelHandle, layout: KvLayout, numPages: number): Engine {
     return new Engine(config, plan, native, layout, numPages);
   }
 
@@ -225,5 +223,59 @@ export class Engine implements Disposable, AsyncDisposable {
   private handle(method: string): NativeModelHandle {
     if (!this.native) throw new Error(`${method}: the engine has been disposed`);
     return this.native;
+  }
+}
+
+/** An engine under construction: the native model exists, weights are arriving. */
+class EngineBuild {
+  private constructor(
+    private readonly config: ModelConfig,
+    private readonly plan: LayerPlan,
+    private readonly native: NativeModelHandle,
+    private readonly expected: ReadonlyMap<string, readonly number[]>,
+    private readonly layout: KvLayout,
+    private readonly numPages: number,
+    private readonly kvDtype: NativeDType,
+  ) {}
+
+  static begin(config: ModelConfig, plan: LayerPlan, opts: EngineOptions): EngineBuild {
+    validatePlan(plan, { headDim: config.headDim });
+    const expected = new Map(weightSpecs(config, plan).map((w) => [w.name, w.shape]));
+    const kvDtype = opts.kvDtype ?? 'f32';
+    const layout = kvLayout(plan, {
+      numKvHeads: config.numKvHeads,
+      headDim: config.headDim,
+      blockSize: opts.blockSize ?? 16,
+      dtypeBytes: kvDtype === 'f32' ? 4 : 2,
+    });
+    const numPages = opts.kvPages ?? Math.floor((opts.kvBudgetBytes ?? DEFAULT_KV_BUDGET) / layout.pageBytes);
+    if (!Number.isInteger(numPages) || numPages < 1) {
+      throw new RangeError(`kvPages must be a positive integer (got ${numPages}; a page holds ${layout.pageBytes} bytes)`);
+    }
+    const threads = opts.threads ?? 0;
+    if (!Number.isInteger(threads) || threads < 0) throw new RangeError(`threads must be an integer >= 0, got ${threads}`);
+    const native = new (loadAddon().NativeModel)(nativeModelDesc(config, plan, layout), {
+      backend: opts.backend ?? 'cpu',
+      threads,
+    });
+    return new EngineBuild(config, plan, native, expected, layout, numPages, kvDtype);
+  }
+
+  set(w: WeightTensor): void {
+    if (!this.expected.has(w.name)) throw new Error(`weight '${w.name}' is not part of this model under plan '${this.plan.name}'`);
+    this.native.setWeight(w.name, w.dtype, w.shape, w.bytes);
+  }
+
+  finish(): Engine {
+    const missing = this.native.missingWeights();
+    if (missing.length > 0) {
+      throw new Error(`weights are missing: ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ` and ${missing.length - 5} more` : ''}`);
+    }
+    this.native.allocateKv(this.numPages, this.kvDtype, this.layout.blockSize);
+    return Engine.fromParts(this.config, this.plan, this.native, this.layout, this.numPages);
+  }
+
+  abort(): void {
+    this.native.dispose();
   }
 }

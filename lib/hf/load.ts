@@ -117,9 +117,8 @@ function chosenPlan(md: ModelDir, override: LayerPlan | string | undefined): Lay
 
 /**
  * Loads a model directory (a path, or what readModelDir returned) into an Engine. Everything is checked before the first tensor is
- * read. Tensors are then read one at a time, synchronously, as Engine.create consumes its
- * iterable: peak memory is the engine's copy plus one tensor (the event loop is blocked
- * while the weights load).
+ * read. Tensors are then read one at a time, asynchronously, as Engine.createAsync consumes
+ * them: peak memory is the engine's copy plus one tensor, and the event loop stays free.
  */
 export async function loadEngine(model: string | ModelDir, opts: LoadEngineOptions = {}): Promise<Engine> {
   if (endianness() !== 'LE') throw new Error('loadEngine: safetensors data is little-endian; big-endian hosts are not supported');
@@ -134,16 +133,16 @@ export async function loadEngine(model: string | ModelDir, opts: LoadEngineOptio
       { architecture: md.architecture, config: md.config, gemmaNorms: spec.family.gemmaNorms, checkpointPlan: md.plan, configFile },
       plan,
     );
-    function* stream(): Generator<WeightTensor> {
+    async function* stream(): AsyncGenerator<WeightTensor> {
       let loaded = 0;
       for (const t of tensors) {
-        const { dtype, bytes } = engineBytes(t.info.dtype, cp.readSync(t.info.name), t.plusOne);
+        const { dtype, bytes } = engineBytes(t.info.dtype, await cp.read(t.info.name), t.plusOne);
         yield { name: t.name, shape: t.info.shape, dtype, bytes };
         loaded += t.info.byteLength;
         onProgress?.(loaded, totalBytes, t.info.name);
       }
     }
-    return Engine.create(md.config, plan, stream(), engineOpts);
+    return await Engine.createAsync(md.config, plan, stream(), engineOpts);
   } finally {
     await cp.close();
   }
