@@ -1,5 +1,6 @@
 #include "ops_binding.h"
 
+#include <chrono>
 #include <cstring>
 #include <map>
 #include <string>
@@ -32,6 +33,27 @@ DType dtypeOf(const Napi::Object& o, const char* name, const std::string& path) 
   if (s == "f32") return DType::F32;
   if (s == "bf16") return DType::BF16;
   throw Napi::TypeError::New(o.Env(), path + "." + name + " must be 'f32' or 'bf16'");
+}
+
+// n values: a Float32Array of that length, or a number: a seed for uniform values in [-1, 1)
+// made here (benchmarks' big KV arenas and queries, too slow to fill in JS), bf16-exact.
+std::vector<float> valuesOf(const Napi::Object& o, const char* name, size_t n) {
+  Napi::Value v = field(o, name, "args");
+  std::vector<float> out(n);
+  if (v.IsNumber()) {
+    uint64_t x = uint64_t(v.As<Napi::Number>().Int64Value()) * 0x9E3779B97F4A7C15ull + 1;
+    for (size_t i = 0; i < n; ++i) {
+      x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+      out[i] = cpu::bf16ToFloat(cpu::floatToBf16(float(int32_t(x >> 32)) * (1.f / 2147483648.f)));
+    }
+    return out;
+  }
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array ||
+      v.As<Napi::Float32Array>().ElementLength() != n)
+    throw Napi::TypeError::New(o.Env(), std::string("args.") + name + " must be a seed or a Float32Array of " +
+                                            std::to_string(n) + " values");
+  std::memcpy(out.data(), v.As<Napi::Float32Array>().Data(), n * 4);
+  return out;
 }
 
 Napi::Float32Array f32s(const Napi::Object& o, const char* name) {
@@ -155,11 +177,8 @@ PagedKv kvOf(const Napi::Object& args, OpBuffers& bufs, size_t* arenaElems) {
   kv.tableStride = integer(o, "tableStride", "args.kv");
   const size_t pageElems = size_t(kv.blockSize) * kv.numKvHeads * (kv.kDim + kv.vDim);
   kv.pageBytes = pageElems * dtypeSize(kv.dtype);
-  Napi::Float32Array arena = f32s(o, "arena");
   *arenaElems = pageElems * size_t(kv.numPages);
-  if (arena.ElementLength() != *arenaElems)
-    throw Napi::TypeError::New(args.Env(), "args.kv.arena must hold numPages pages");
-  kv.arena = bufs.values(arena.Data(), *arenaElems, kv.dtype);
+  kv.arena = bufs.values(valuesOf(o, "arena", *arenaElems).data(), *arenaElems, kv.dtype);
   kv.blockTables = static_cast<const int32_t*>(bufs.ints(int32s(o, "tables", "args.kv")));
   return kv;
 }
@@ -274,8 +293,21 @@ Napi::Object run(Napi::Env env, const std::string& backend, const std::string& o
       PathOverride path(a, backend);
       const int heads = I("numHeads");
       const size_t n = size_t(batch.numTokens) * heads * kv.vDim;
+      const size_t nq = size_t(batch.numTokens) * heads * kv.kDim;
       void* o = b.poisoned(n);
-      be.attention(o, b.act(f32s(a, "q")), kv, batch, heads, I("window"), F("scale"), F("softcap"));
+      void* q = b.values(valuesOf(a, "q", nq).data(), nq, be.activationDType());
+      auto once = [&] { be.attention(o, q, kv, batch, heads, I("window"), F("scale"), F("softcap")); };
+      once();
+      // args.repeat = r > 0: then r more runs, timed together (benchmarks): seconds per run.
+      const int repeat = a.Has("repeat") ? I("repeat") : 0;
+      if (repeat > 0) {
+        be.synchronize();
+        const auto t0 = std::chrono::steady_clock::now();
+        for (int i = 0; i < repeat; ++i) once();
+        be.synchronize();
+        const std::chrono::duration<double> dt = std::chrono::steady_clock::now() - t0;
+        out.Set("seconds", dt.count() / repeat);
+      }
       out.Set("out", b.read(o, n));
     }
   } else {
