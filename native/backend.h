@@ -118,7 +118,7 @@ class Backend {
   // positions. Throws on a missing (-1) or out-of-range page id.
   virtual void appendKv(const PagedKv& kv, const BatchLayout& batch, const void* k,
                         const void* v) = 0;
-  // out[T, numHeads, vDim] = softmax(q·kᵀ * scale, soft-capped) · v over the cached keys of
+  // q is [T, numHeads, kDim]; out[T, numHeads, vDim] = softmax(q·kᵀ * scale, soft-capped) · v over the cached keys of
   // each row's sequence at positions [max(0, p - window + 1), p] (window 0 = global: [0, p]).
   // GQA: query head h reads KV head h / (numHeads / numKvHeads).
   virtual void attention(void* out, const void* q, const PagedKv& kv, const BatchLayout& batch,
