@@ -1,9 +1,12 @@
 /**
- * A loaded model: an Engine, its tokenizer (when the directory has one), and a step loop
- * that runs every generate() in flight in shared steps.
+ * A loaded model: an Engine, its tokenizer (when the directory has one), and the
+ * continuous-batching scheduler (lib/serve) that runs every generate() in flight in shared
+ * steps: requests join and leave the batch at every step, long prompts are prefilled in
+ * chunks beside the decodes, and when the KV pool runs short the newest request is
+ * preempted and later recomputed, invisibly to its stream.
  *
- * Cancellation: when a generate()'s AbortSignal fires, the generation stops after the
- * current step, its KV blocks go back to the pool, and the iterator ends normally with a
+ * Cancellation: when a generate()'s AbortSignal fires, the generation stops (at once when it
+ * is waiting, else after the current step), its KV blocks go back to the pool, and the iterator ends normally with a
  * last chunk whose finishReason is 'abort' (with usage and timing): nothing is thrown, so
  * the text produced so far is kept (as node-llama-cpp and the OpenAI SDK's stream do, not
  * as fetch() does). Leaving a `for await` early (break, return, throw) also releases the
@@ -15,16 +18,16 @@ import type { LayerPlan } from '../plan/types.js';
 import type { GenerationDefaults } from '../hf/index.js';
 import type { Tokenizer } from '../tokenizer/index.js';
 import { CpuReducer, type SamplingParams } from '../sampling/index.js';
+import { Scheduler, type RequestHandle, type SchedulerLimits } from '../serve/index.js';
 import { Request } from './request.js';
-import { StepLoop } from './step-loop.js';
 import { fitToKv, modelSamplingDefaults, promptIds, resolveParams, stopIds } from './prompt.js';
 import type { ChunkLogprob, Completion, GenerateChunk, GenerateInput, GenerateOptions } from './types.js';
 
-export interface ModelOptions {
+export interface ModelOptions extends SchedulerLimits {
   readonly tokenizer?: Tokenizer;
   /** generation_config.json's special ids and sampling defaults. */
   readonly generation?: GenerationDefaults;
-  /** Tokens per prefill step of one sequence (512 unless given). */
+  /** Most prompt tokens of one sequence per step (512 unless given). */
   readonly prefillChunk?: number;
   /** The model directory and HF architecture, when loaded from one. */
   readonly dir?: string;
@@ -44,10 +47,10 @@ export class Model implements Disposable, AsyncDisposable {
   readonly samplingDefaults: SamplingParams;
   /** Ids that end generation unless ignoreEos: generation_config's and the tokenizer's EOS. */
   readonly eosTokenIds: readonly number[];
-  private readonly loop: StepLoop;
+  /** Runs every generation; its metrics() are what a server exports. */
+  readonly scheduler: Scheduler;
   private readonly reducer: CpuReducer;
   private isDisposed = false;
-  private readonly live = new Set<Request>();
 
   /** Wraps an engine (loadModel builds one from a model directory). The model owns it from now on. */
   constructor(
@@ -64,9 +67,12 @@ export class Model implements Disposable, AsyncDisposable {
     const V = engine.config.vocabSize;
     const eos = [...(opts.generation?.eosTokenIds ?? []), ...(opts.tokenizer?.eosTokenIds ?? [])].filter((t) => t < V);
     this.eosTokenIds = [...new Set(eos)];
-    const chunk = opts.prefillChunk ?? DEFAULT_PREFILL_CHUNK;
-    if (!Number.isSafeInteger(chunk) || chunk < 1) throw new RangeError(`prefillChunk must be an integer >= 1, got ${chunk}`);
-    this.loop = new StepLoop(engine, chunk);
+    this.scheduler = new Scheduler(engine, {
+      maxBatchTokens: opts.maxBatchTokens,
+      maxRunningSequences: opts.maxRunningSequences,
+      prefillChunk: opts.prefillChunk ?? DEFAULT_PREFILL_CHUNK,
+      admissionWatermarkPages: opts.admissionWatermarkPages,
+    });
     this.reducer = new CpuReducer(V);
   }
 
@@ -89,11 +95,10 @@ export class Model implements Disposable, AsyncDisposable {
     const V = this.config.vocabSize;
     const params = resolveParams(options, this.samplingDefaults, V, this.tokenizer !== undefined);
     const ids = promptIds(input, this.tokenizer, V, options);
-    const fit = fitToKv(this.engine.layout, this.engine.blocks.numPages, ids.length, params.maxTokens, this.loop.prefillChunk);
+    const fit = fitToKv(this.engine.layout, this.engine.blocks.numPages, ids.length, params.maxTokens, this.scheduler.limits.prefillChunk);
     const req = new Request({
       promptIds: ids,
       params: { ...params, maxTokens: fit.maxTokens },
-      reservePages: fit.pages,
       stopIds: stopIds(params, this.eosTokenIds),
       tokenizer: this.tokenizer,
       skipSpecialTokens: options.skipSpecialTokens ?? true,
@@ -129,18 +134,15 @@ export class Model implements Disposable, AsyncDisposable {
 
   private stream(req: Request, signal: AbortSignal | undefined): AsyncIterableIterator<GenerateChunk> {
     let started = false;
-    const onAbort = () => (req.cancelled ??= 'abort');
+    let handle: RequestHandle | undefined;
+    const onAbort = () => handle?.cancel();
     const start = () => {
       started = true;
       if (this.isDisposed) throw new Error('generate: the model has been disposed');
-      this.live.add(req);
-      void req.retired.then(() => {
-        this.live.delete(req);
-        signal?.removeEventListener('abort', onAbort);
-      });
-      if (signal?.aborted) req.cancelled = 'abort';
+      handle = this.scheduler.submit(req);
+      void req.retired.then(() => signal?.removeEventListener('abort', onAbort));
+      if (signal?.aborted) handle.cancel();
       else signal?.addEventListener('abort', onAbort, { once: true });
-      this.loop.submit(req);
     };
     const iter: AsyncIterableIterator<GenerateChunk> = {
       next: async () => {
@@ -149,7 +151,7 @@ export class Model implements Disposable, AsyncDisposable {
       },
       return: async () => {
         if (started) {
-          req.cancelled ??= 'return';
+          handle?.cancel();
           await req.retired;
         }
         started = true; // a stream left before it began never starts
@@ -168,7 +170,7 @@ export class Model implements Disposable, AsyncDisposable {
   dispose(): void {
     if (this.isDisposed) return;
     this.isDisposed = true;
-    for (const r of this.live) r.cancelled ??= 'abort';
+    this.scheduler.cancelAll();
     this.engine.dispose();
   }
 
@@ -179,6 +181,6 @@ export class Model implements Disposable, AsyncDisposable {
   /** dispose(), then waits until every generation in flight has ended. */
   async [Symbol.asyncDispose](): Promise<void> {
     this.dispose();
-    await this.loop.idle();
+    await this.scheduler.idle();
   }
 }

@@ -1,13 +1,13 @@
 /**
- * From generate()'s input and options to what the step loop runs: prompt ids, sampling
+ * From generate()'s input and options to what the scheduler runs: prompt ids, sampling
  * parameters with the model's defaults, stop ids, and maxTokens fitted to the KV pool.
  */
 import { formatBytes } from '../kv/bytes.js';
 import type { KvLayout } from '../kv/layout.js';
+import { pagesPerSequence } from '../kv/memory-model.js';
 import type { GenerationDefaults } from '../hf/index.js';
 import { resolveSamplingParams, type ResolvedSamplingParams, type SamplingParams } from '../sampling/index.js';
 import type { Tokenizer } from '../tokenizer/index.js';
-import { reservationPages } from './step-loop.js';
 import type { GenerateInput, GenerateOptions } from './types.js';
 
 /** Token ids of the input; messages go through the chat template with the generation prompt. */
@@ -68,9 +68,17 @@ export function stopIds(p: ResolvedSamplingParams, eos: Iterable<number>): Set<n
   return ids;
 }
 
+/** Most pages a sequence holds growing to n tokens (prefill chunks, then one token per step). */
+export function reservationPages(layout: KvLayout, n: number, prefillChunk: number): number {
+  return Math.max(pagesPerSequence(layout, n, prefillChunk), pagesPerSequence(layout, n, 1));
+}
+
 /**
  * maxTokens lowered, if needed, so that prompt + output fits the KV pool on its own, and the
- * pages that reserves. Throws when even the prompt does not fit.
+ * pages that takes. Throws when even the prompt does not fit. The scheduler needs no more:
+ * it admits by the pages of the next step and preempts when the pool runs short, so a
+ * request that fits alone always finishes (the scheduler shortens a chunk rather than fail
+ * a request running alone).
  */
 export function fitToKv(
   layout: KvLayout,

@@ -1,10 +1,12 @@
 /**
- * One generate() call inside the step loop: its prompt and KV sequence, its sampler, and the
- * text pipeline (incremental detokenizer → stop matcher) that turns tokens into chunks.
- * The step loop owns the engine; a Request only decides what each token means.
+ * One generate() call as a scheduler client: its prompt, its sampler, and the text pipeline
+ * (incremental detokenizer → stop matcher) that turns tokens into chunks. The scheduler
+ * (lib/serve) owns the engine and the KV sequence, recomputing after a preemption without
+ * telling the request: the sampler and the text state simply continue with the next token.
  */
 import { Sampler, StopMatcher, type ResolvedSamplingParams, type RowReducer } from '../sampling/index.js';
 import { IncrementalDetokenizer, type Tokenizer } from '../tokenizer/index.js';
+import type { NextToken, RequestEnd, SchedulerClient } from '../serve/index.js';
 import { Channel } from './channel.js';
 import type { ChunkLogprob, FinishReason, GenerateChunk, Timing } from './types.js';
 
@@ -12,8 +14,6 @@ export interface RequestSpec {
   readonly promptIds: readonly number[];
   /** maxTokens already clamped to what the KV pool can hold. */
   readonly params: ResolvedSamplingParams;
-  /** KV pages the request may hold at its peak (its admission reservation). */
-  readonly reservePages: number;
   /** Token ids that end the generation (EOS unless ignoreEos, and params.stopTokenIds). */
   readonly stopIds: ReadonlySet<number>;
   readonly tokenizer?: Tokenizer;
@@ -31,18 +31,9 @@ interface Ending {
   readonly logprobs?: ChunkLogprob[];
 }
 
-export class Request {
+export class Request implements SchedulerClient {
   readonly chunks = new Channel<GenerateChunk>();
   readonly promptIds: readonly number[];
-  readonly reservePages: number;
-  /** KV sequence id once admitted. */
-  seq = -1;
-  /** Prompt tokens already in the KV cache. */
-  prefilled = 0;
-  /** The last sampled token: the next decode step's input. */
-  lastToken = -1;
-  /** Set when the request must stop: by its AbortSignal, or by the consumer leaving the loop. */
-  cancelled: 'abort' | 'return' | undefined;
   ending: Ending | undefined;
   private completion = 0;
   private tAdmit = 0;
@@ -51,12 +42,11 @@ export class Request {
   private readonly matcher: StopMatcher;
   private readonly detok: IncrementalDetokenizer | undefined;
   private retiredResolve!: () => void;
-  /** Resolves once the loop has released the request's KV blocks and ended its chunks. */
+  /** Resolves once the scheduler has released the request's KV blocks and ended its chunks. */
   readonly retired = new Promise<void>((r) => (this.retiredResolve = r));
 
   constructor(private readonly spec: RequestSpec) {
     this.promptIds = spec.promptIds;
-    this.reservePages = spec.reservePages;
     this.sampler = new Sampler(spec.params, { vocabSize: spec.vocabSize, promptIds: spec.promptIds, reducer: spec.reducer });
     this.matcher = new StopMatcher(spec.params.stop);
     const tok = spec.tokenizer;
@@ -66,45 +56,45 @@ export class Request {
       : undefined;
   }
 
-  get prefillDone(): boolean {
-    return this.prefilled >= this.promptIds.length;
-  }
-
-  admitted(seq: number, now: number): void {
-    this.seq = seq;
+  onStart(now: number): void {
     this.tAdmit = now;
   }
 
-  /** Samples from the logits row of the request's last position; returns true when it is finished. */
-  onLogits(row: Float32Array, now: number): boolean {
+  /** Samples from the logits row of the request's last position; streams the token's chunk unless it is the last. */
+  nextToken(row: Float32Array, now: number): NextToken {
     const p = this.spec.params;
     const r = this.sampler.sample(row);
     if (this.completion === 0) this.tFirst = now;
     this.completion++;
-    this.lastToken = r.token;
     const logprobs = p.logprobs || p.topLogprobs > 0
       ? [{ token: r.token, logprob: r.logprob ?? NaN, ...(r.topLogprobs ? { topLogprobs: r.topLogprobs } : {}) }]
       : undefined;
     const tokenIds = [r.token];
     if (this.spec.stopIds.has(r.token)) {
       this.ending = { reason: 'stop', stopReason: r.token, text: this.flushText(), tokenIds, logprobs };
-      return true;
+      return { token: r.token, finish: 'stop' };
     }
     const piece = this.matcher.push(this.detok && r.token < this.spec.tokenizer!.vocabSize ? this.detok.push(r.token) : '');
     if (piece.stopped) {
       this.ending = { reason: 'stop', stopReason: piece.stop, text: piece.text, tokenIds, logprobs };
-      return true;
+      return { token: r.token, finish: 'stop' };
     }
     if (this.completion >= p.maxTokens) {
       this.ending = { reason: 'length', text: piece.text + this.flushText(), tokenIds, logprobs };
-      return true;
+      return { token: r.token, finish: 'length' };
     }
     this.chunks.push({ text: piece.text, tokenIds, ...(logprobs ? { logprobs } : {}) });
-    return false;
+    return { token: r.token };
   }
 
-  /** The final chunk (after the loop released the KV blocks), then the end of the stream. */
-  retire(now: number): void {
+  /** The scheduler is done with the request (its KV blocks are back in the pool). */
+  onEnd(end: RequestEnd, now: number): void {
+    if (end.reason === 'error') this.fail(end.error);
+    else this.retire(now);
+  }
+
+  /** The final chunk, then the end of the stream. */
+  private retire(now: number): void {
     const end: Ending = this.ending ?? { reason: 'abort', text: this.flushText(), tokenIds: [] };
     const started = this.tAdmit > 0;
     const first = this.completion > 0 ? this.tFirst : now;
@@ -126,8 +116,8 @@ export class Request {
     this.retiredResolve();
   }
 
-  /** Ends the stream with an error (the step running it failed). */
-  fail(e: unknown): void {
+  /** Ends the stream with an error (the step running it failed, or it can never fit). */
+  private fail(e: unknown): void {
     this.chunks.fail(e);
     this.retiredResolve();
   }

@@ -78,8 +78,12 @@ export interface LoadModelOptions {
   /** KV pool size in bytes (256 MiB unless given). */
   readonly kvBudgetBytes?: number;
   readonly kvDtype?: NativeDType;
-  /** Tokens per prefill step of one sequence (512 unless given). */
+  /** Most prompt tokens of one sequence per step: long prompts are prefilled in chunks beside the decodes (512 unless given). */
   readonly prefillChunk?: number;
+  /** Most tokens one step runs, decodes and prefill chunks together (2048 unless given). */
+  readonly maxBatchTokens?: number;
+  /** Most sequences running (holding KV) at once; more requests wait (256 unless given). */
+  readonly maxRunningSequences?: number;
   /** Weight loading progress (stored bytes loaded, total, tensor name); see progressBar(). */
   readonly onProgress?: (loadedBytes: number, totalBytes: number, tensorName: string) => void;
 }

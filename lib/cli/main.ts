@@ -1,21 +1,25 @@
 #!/usr/bin/env node
-/** The `mixattn` command line: generate, chat, inspect, demo. */
+/** The `mixattn` command line: generate, chat, serve, inspect, demo. */
 import { runInspect, INSPECT_USAGE } from './inspect.js';
 import { runDemo, DEMO_USAGE } from './demo.js';
 import { runGenerate, GENERATE_USAGE } from './generate.js';
 import { runChat, CHAT_USAGE } from './chat.js';
+import { runServe, SERVE_USAGE } from './serve.js';
 
 const USAGE = `mixattn <command> [options]
 
 Commands:
   generate  generate text from a Hugging Face model directory (streams; --json for scripts)
   chat      talk to a model through its chat template
+  serve     an OpenAI-compatible HTTP server (/v1/completions, /v1/chat/completions, /metrics)
   demo      run the built-in random-weights model under standard and MixAttention plans
   inspect   KV memory of layer plans: bytes per token, at a context, max concurrent sequences
 
 ${GENERATE_USAGE}
 
 ${CHAT_USAGE}
+
+${SERVE_USAGE}
 
 ${DEMO_USAGE}
 
@@ -29,6 +33,9 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     case 'chat':
       await runChat(rest);
+      return 0;
+    case 'serve':
+      await runServe(rest);
       return 0;
     case 'inspect':
       console.log(runInspect(rest));

@@ -27,6 +27,8 @@ export interface EngineOptions {
   /** KV memory: a number of pages, or a byte budget (pages = floor(budget / pageBytes)). */
   readonly kvPages?: number;
   readonly kvBudgetBytes?: number;
+  /** Reuse the KV of shared prompt prefixes (see addSequenceWithPrompt); true unless given. */
+  readonly prefixCache?: boolean;
 }
 
 /** A weight tensor as the engine takes it: storage bytes in `dtype`, little-endian. */
@@ -59,11 +61,12 @@ export class Engine implements Disposable, AsyncDisposable {
     native: NativeModelHandle,
     layout: KvLayout,
     numPages: number,
+    prefixCache: boolean,
   ) {
     this.native = native;
     this.layout = layout;
     this.pageBytes = layout.pageBytes;
-    this.blocks = new KvBlockManager(layout, numPages);
+    this.blocks = new KvBlockManager(layout, numPages, { prefixCache });
   }
 
   /**
@@ -103,8 +106,15 @@ export class Engine implements Disposable, AsyncDisposable {
   }
 
   /** @internal used by EngineBuild */
-  static fromParts(config: ModelConfig, plan: LayerPlan, native: NativeModelHandle, layout: KvLayout, numPages: number): Engine {
-    return new Engine(config, plan, native, layout, numPages);
+  static fromParts(
+    config: ModelConfig,
+    plan: LayerPlan,
+    native: NativeModelHandle,
+    layout: KvLayout,
+    numPages: number,
+    prefixCache = true,
+  ): Engine {
+    return new Engine(config, plan, native, layout, numPages, prefixCache);
   }
 
   get disposed(): boolean {
@@ -118,6 +128,16 @@ export class Engine implements Disposable, AsyncDisposable {
 
   addSequence(): number {
     return this.blocks.addSequence();
+  }
+
+  /**
+   * Starts a sequence for a prompt, reusing the cached KV of its longest cached prefix: the
+   * first `cachedTokens` tokens (a multiple of the block size, never the whole prompt) are
+   * already in the cache, so the first step brings promptTokens from cachedTokens on.
+   */
+  addSequenceWithPrompt(promptTokens: ArrayLike<number>, opts: { salt?: number } = {}): { seq: number; cachedTokens: number } {
+    const seq = this.blocks.addSequence({ promptTokens, salt: opts.salt });
+    return { seq, cachedTokens: this.blocks.length(seq) };
   }
 
   /** Ends a sequence and returns every KV block it held to the pool. */
@@ -174,7 +194,8 @@ export class Engine implements Disposable, AsyncDisposable {
     } finally {
       this.running = false;
     }
-    for (const e of entries) this.blocks.commit(e.seq, e.tokens.length);
+    // The tokens let the block manager key the blocks they fill, for prefix caching.
+    for (const e of entries) this.blocks.commit(e.seq, e.tokens.length, e.tokens);
     const V = this.config.vocabSize;
     const out: Float32Array[] = [];
     let r = 0;
@@ -236,6 +257,7 @@ class EngineBuild {
     private readonly layout: KvLayout,
     private readonly numPages: number,
     private readonly kvDtype: NativeDType,
+    private readonly prefixCache: boolean,
   ) {}
 
   static begin(config: ModelConfig, plan: LayerPlan, opts: EngineOptions): EngineBuild {
@@ -258,7 +280,7 @@ class EngineBuild {
       backend: opts.backend ?? 'cpu',
       threads,
     });
-    return new EngineBuild(config, plan, native, expected, layout, numPages, kvDtype);
+    return new EngineBuild(config, plan, native, expected, layout, numPages, kvDtype, opts.prefixCache ?? true);
   }
 
   set(w: WeightTensor): void {
@@ -272,7 +294,7 @@ class EngineBuild {
       throw new Error(`weights are missing: ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ` and ${missing.length - 5} more` : ''}`);
     }
     this.native.allocateKv(this.numPages, this.kvDtype, this.layout.blockSize);
-    return Engine.fromParts(this.config, this.plan, this.native, this.layout, this.numPages);
+    return Engine.fromParts(this.config, this.plan, this.native, this.layout, this.numPages, this.prefixCache);
   }
 
   abort(): void {

@@ -6,40 +6,38 @@
  * sliding classes return the blocks no position >= p can reach, then the blocks covering
  * [p, p+k) that are not held yet are taken from the pool. commit(seq, k) then advances the
  * length. The counts follow lib/kv/memory-model.ts exactly (see docs/kv.md).
+ *
+ * Prefix caching (on unless turned off): a sequence added with its prompt starts at the
+ * longest prefix whose blocks are cached (prefix-cache.ts), sharing them; its own blocks are
+ * published as commits fill them, provided the manager knows their tokens (the prompt, or the
+ * tokens given to commit). Blocks are reference-counted in the pool (block-pool.ts).
  */
+import { randomInt } from 'node:crypto';
+import { availableText, classNeedText, KvCacheFullError } from './cache-full-error.js';
+import { BlockPool } from './block-pool.js';
 import { checkInt, type KvLayout } from './layout.js';
-import { firstLiveBlock } from './memory-model.js';
+import { PrefixCache, type PrefixCacheStats } from './prefix-cache.js';
+import { SeqBlocks, type SeqState } from './seq-blocks.js';
 
-/** Thrown when the pool cannot cover a reservation; nothing was changed. */
-export class KvCacheFullError extends Error {
-  /** The sequence whose reservation failed, when there is one. */
-  readonly seq?: number;
-  /** Pages the reservation would take from the pool (net of the pages it returns). */
-  readonly pagesNeeded?: number;
-  readonly freePages?: number;
+export { KvCacheFullError } from './cache-full-error.js';
 
-  constructor(message: string, info: { seq?: number; pagesNeeded?: number; freePages?: number } = {}) {
-    super(message);
-    this.name = 'KvCacheFullError';
-    this.seq = info.seq;
-    this.pagesNeeded = info.pagesNeeded;
-    this.freePages = info.freePages;
-  }
+export interface KvBlockManagerOptions {
+  /** Reuse the KV blocks of shared prompt prefixes; true unless given. */
+  readonly prefixCache?: boolean;
+  /** Seed of the chain keys; random unless given (keys never leave the manager). */
+  readonly hashSeed?: number;
 }
 
-interface SeqState {
-  length: number;
-  /** One past the last position covered by a reservation. */
-  reservedEnd: number;
-  /** Last batch that named this sequence (catches repeats without allocating). */
-  batchMark: number;
-  /** Per class: held blocks are [first[c], end[c]); table entries outside hold -1. */
-  readonly first: Int32Array;
-  readonly end: Int32Array;
-  readonly tables: Int32Array[];
+export interface AddSequenceOptions {
+  /**
+   * The prompt: with prefix caching the sequence starts at its longest cached prefix
+   * (length(seq) tells how many tokens are cached; compute from there), and its blocks are
+   * published as commits fill them.
+   */
+  readonly promptTokens?: ArrayLike<number>;
+  /** Only sequences with the same salt share blocks (e.g. one salt per tenant); 0 unless given. */
+  readonly salt?: number;
 }
-
-const INITIAL_TABLE_BLOCKS = 8;
 
 export class KvBlockManager {
   readonly numPages: number;
@@ -47,59 +45,94 @@ export class KvBlockManager {
   private readonly numClasses: number;
   private readonly windows: Int32Array;
   private readonly ppb: Int32Array;
-  private readonly classBlocks: Float64Array;
-  /** Free page ids; the top of the stack is freeStack[freeTop - 1] (LIFO reuse). */
-  private readonly freeStack: Int32Array;
-  private freeTop: number;
+  private readonly pool: BlockPool;
+  private readonly prefix: PrefixCache;
+  private readonly ops: SeqBlocks;
   private readonly seqs = new Map<number, SeqState>();
   private nextId = 0;
   private batchCount = 0;
 
-  constructor(readonly layout: KvLayout, numPages: number) {
+  constructor(readonly layout: KvLayout, numPages: number, opts: KvBlockManagerOptions = {}) {
     checkInt('numPages', numPages, 0, 0x7fffffff);
     this.numPages = numPages;
     this.blockSize = layout.blockSize;
     this.numClasses = layout.classes.length;
     this.windows = Int32Array.from(layout.classes, (c) => c.window);
     this.ppb = Int32Array.from(layout.classes, (c) => c.pagesPerBlock);
-    this.classBlocks = new Float64Array(this.numClasses);
-    this.freeStack = new Int32Array(numPages);
-    for (let i = 0; i < numPages; i++) this.freeStack[i] = numPages - 1 - i; // page 0 first
-    this.freeTop = numPages;
+    this.pool = new BlockPool(numPages, this.blockSize, this.ppb, opts.prefixCache ?? true);
+    const seed = opts.hashSeed ?? randomInt(0x100000000);
+    this.prefix = new PrefixCache(this.pool, this.windows, this.ppb, this.blockSize, seed);
+    this.ops = new SeqBlocks(this.pool, this.windows, this.ppb, this.blockSize);
   }
 
+  get prefixCaching(): boolean {
+    return this.pool.caching;
+  }
+
+  /** Pages on the free list. */
   get freePages(): number {
-    return this.freeTop;
+    return this.pool.freePages;
   }
 
+  /** Pages of cached prefix blocks: used by no sequence, evicted (LRU) when pages run short. */
+  get cachedPages(): number {
+    return this.pool.cachedPages;
+  }
+
+  /** Pages a reservation may count on: free + cached. reserve succeeds iff pagesNeeded <= this. */
+  get availablePages(): number {
+    return this.pool.availablePages;
+  }
+
+  /** Pages in blocks that live sequences point at. */
   get usedPages(): number {
-    return this.numPages - this.freeTop;
+    return this.numPages - this.pool.availablePages;
   }
 
   get liveSequences(): number {
     return this.seqs.size;
   }
 
-  /** Blocks class `classId` holds across all live sequences. */
+  /** Distinct blocks of class `classId` that live sequences point at (shared ones once). */
   blocksInUse(classId: number): number {
     this.checkClass(classId);
-    return this.classBlocks[classId];
+    return this.pool.usedBlocks[classId];
   }
 
-  /** Starts an empty sequence; ids are never reused. */
-  addSequence(): number {
+  prefixCacheStats(): PrefixCacheStats {
+    return this.prefix.stats();
+  }
+
+  /**
+   * Starts a sequence; ids are never reused. With `promptTokens` and prefix caching, its
+   * length is the cached prefix (a multiple of blockSize, at most promptTokens.length - 1):
+   * it holds those blocks, shared, and the next step computes from length(seq).
+   */
+  addSequence(opts: AddSequenceOptions = {}): number {
+    const salt = opts.salt ?? 0;
+    checkInt('salt', salt, 0, 0xffffffff);
+    const prompt = opts.promptTokens === undefined ? undefined : toTokens(opts.promptTokens);
+    const s = this.ops.create(prompt);
+    if (this.pool.caching) this.prefix.root(salt, s.chain);
+    if (s.prompt !== undefined) {
+      const n = this.prefix.match(s.prompt, s.chain);
+      this.prefix.record(s.prompt.length, n);
+      if (n > 0) this.ops.share(s, n, this.prefix);
+    }
     const id = this.nextId++;
-    const tables: Int32Array[] = [];
-    for (let c = 0; c < this.numClasses; c++) tables.push(new Int32Array(INITIAL_TABLE_BLOCKS * this.ppb[c]).fill(-1));
-    this.seqs.set(id, {
-      length: 0,
-      reservedEnd: 0,
-      batchMark: 0,
-      first: new Int32Array(this.numClasses),
-      end: new Int32Array(this.numClasses),
-      tables,
-    });
+    this.seqs.set(id, s);
     return id;
+  }
+
+  /** Tokens of `promptTokens` that addSequence would find cached now (changes nothing). */
+  matchPrefix(promptTokens: ArrayLike<number>, opts: { salt?: number } = {}): number {
+    const salt = opts.salt ?? 0;
+    checkInt('salt', salt, 0, 0xffffffff);
+    const tokens = toTokens(promptTokens);
+    if (!this.pool.caching) return 0;
+    const root = { hi: 0, lo: 0 };
+    this.prefix.root(salt, root);
+    return this.prefix.match(tokens, root) * this.blockSize;
   }
 
   length(seq: number): number {
@@ -112,21 +145,23 @@ export class KvBlockManager {
   }
 
   /**
-   * Net pages reserve(seq, k) would take from the pool: pages it allocates minus pages its
-   * sliding classes return first. May be negative. reserve succeeds iff this <= freePages.
+   * Net pages reserve(seq, k) would take: pages it allocates minus pages its sliding classes
+   * make available (blocks whose last user it is). May be negative. reserve succeeds iff this
+   * <= availablePages.
    */
   pagesNeeded(seq: number, k: number): number {
     const s = this.state(seq);
     checkInt('k', k, 0);
-    return this.netPages(s, k);
+    return this.ops.netPages(s, k, false);
   }
 
-  /** Reserves positions [length, length + k); false (and no change) if the pool is short. */
+  /** Reserves positions [length, length + k); false (and no change at all) if the pool is short. */
   tryReserve(seq: number, k: number): boolean {
     const s = this.state(seq);
     checkInt('k', k, 0);
-    if (this.netPages(s, k) > this.freeTop) return false;
-    this.apply(s, k);
+    if (this.ops.netPages(s, k, false) > this.pool.availablePages) return false;
+    this.ops.returnUnreachable(s);
+    this.ops.takeNeeded(s, k);
     return true;
   }
 
@@ -136,30 +171,29 @@ export class KvBlockManager {
   }
 
   /**
-   * Reserves ks[i] tokens for every seqs[i], all or nothing. Sequences that return pages go
-   * first, so the batch succeeds whenever the sum of pagesNeeded fits in freePages (in
-   * another order a sequence could fail before a later one has returned its pages).
+   * Reserves ks[i] tokens for every seqs[i], all or nothing. Every sequence returns its
+   * unreachable blocks before any takes new ones, and a block shared by several of them
+   * counts as available when all of them let it go, so the batch succeeds exactly when its
+   * net need fits in availablePages.
    */
   tryReserveBatch(seqs: ArrayLike<number>, ks: ArrayLike<number>): boolean {
     if (seqs.length !== ks.length) {
       throw new RangeError(`tryReserveBatch: seqs has ${seqs.length} entries but ks has ${ks.length}`);
     }
     const mark = ++this.batchCount;
-    let net = 0;
     for (let i = 0; i < seqs.length; i++) {
       const s = this.state(seqs[i]);
       if (!Number.isInteger(ks[i]) || ks[i] < 0) checkInt(`ks[${i}]`, ks[i], 0); // no string per call
       if (s.batchMark === mark) throw new RangeError(`tryReserveBatch: seqs[${i}] repeats sequence ${seqs[i]}`);
       s.batchMark = mark;
-      net += this.netPages(s, ks[i]);
     }
-    if (net > this.freeTop) return false;
-    for (let pass = 0; pass < 2; pass++) {
-      for (let i = 0; i < seqs.length; i++) {
-        const s = this.state(seqs[i]);
-        if ((this.netPages(s, ks[i]) <= 0) === (pass === 0)) this.apply(s, ks[i]);
-      }
-    }
+    // Dry run: references are dropped as the batch would drop them, then put back.
+    let net = 0;
+    for (let i = 0; i < seqs.length; i++) net += this.ops.netPages(this.state(seqs[i]), ks[i], true);
+    for (let i = 0; i < seqs.length; i++) this.ops.restoreDrops(this.state(seqs[i]));
+    if (net > this.pool.availablePages) return false;
+    for (let i = 0; i < seqs.length; i++) this.ops.returnUnreachable(this.state(seqs[i]));
+    for (let i = 0; i < seqs.length; i++) this.ops.takeNeeded(this.state(seqs[i]), ks[i]);
     return true;
   }
 
@@ -167,16 +201,23 @@ export class KvBlockManager {
   reserveBatch(seqs: ArrayLike<number>, ks: ArrayLike<number>): void {
     if (this.tryReserveBatch(seqs, ks)) return;
     let net = 0;
-    for (let i = 0; i < seqs.length; i++) net += this.pagesNeeded(seqs[i], ks[i]);
+    for (let i = 0; i < seqs.length; i++) net += this.ops.netPages(this.state(seqs[i]), ks[i], true);
+    for (let i = 0; i < seqs.length; i++) this.ops.restoreDrops(this.state(seqs[i]));
+    const { freePages, cachedPages } = this.pool;
     throw new KvCacheFullError(
-      `KV cache full: a batch of ${seqs.length} sequences needs ${net} more pages but ${this.freeTop} of ` +
-        `${this.numPages} are free`,
-      { pagesNeeded: net, freePages: this.freeTop },
+      `KV cache full: a batch of ${seqs.length} sequences needs ${net} more pages but ` +
+        availableText(freePages, cachedPages, this.numPages),
+      { pagesNeeded: net, freePages, cachedPages },
     );
   }
 
-  /** Advances the length by k tokens, which must lie within the reservation. */
-  commit(seq: number, k: number): void {
+  /**
+   * Advances the length by k tokens, which must lie within the reservation. `tokens` (k of
+   * them) are the tokens just computed; with prefix caching the blocks they fill are
+   * published under their chain keys. Without them, the prompt given to addSequence stands
+   * in; past it the sequence's later blocks are simply not cached.
+   */
+  commit(seq: number, k: number, tokens?: ArrayLike<number>): void {
     const s = this.state(seq);
     checkInt('k', k, 0);
     if (s.length + k > s.reservedEnd) {
@@ -184,13 +225,16 @@ export class KvBlockManager {
         `commit(seq ${seq}, k ${k}): only ${s.reservedEnd - s.length} tokens are reserved past length ${s.length}`,
       );
     }
+    if (tokens !== undefined && tokens.length !== k) {
+      throw new RangeError(`commit(seq ${seq}, k ${k}): tokens has ${tokens.length} entries`);
+    }
+    if (s.hashable) this.absorb(s, k, tokens);
     s.length += k;
   }
 
-  /** Ends the sequence and returns all its pages. */
+  /** Ends the sequence; its blocks go back to the pool (full, keyed ones into the cache). */
   release(seq: number): void {
-    const s = this.state(seq);
-    for (let c = 0; c < this.numClasses; c++) this.returnBlocks(s, c, s.first[c], s.end[c]);
+    this.ops.releaseAll(this.state(seq));
     this.seqs.delete(seq);
   }
 
@@ -226,64 +270,33 @@ export class KvBlockManager {
     return s.first[classId];
   }
 
-  private netPages(s: SeqState, k: number): number {
+  /** Sequences pointing at the sequence's block b of class classId (0 if it holds none). */
+  blockRefCount(seq: number, classId: number, block: number): number {
+    const s = this.state(seq);
+    this.checkClass(classId);
+    if (block < s.first[classId] || block >= s.end[classId]) return 0;
+    return this.pool.refCount(s.tables[classId][block * this.ppb[classId]]);
+  }
+
+  /** Free page ids, and cached ones least recently cached first (tests, debugging; allocates). */
+  pageIds(): { free: Int32Array; cached: number[] } {
+    return { free: this.pool.freePageIds(), cached: this.pool.cachedPageIds() };
+  }
+
+  /** Records committed tokens; each block they fill is published. */
+  private absorb(s: SeqState, k: number, tokens: ArrayLike<number> | undefined): void {
     const B = this.blockSize;
-    const p = s.length;
-    const endNeeded = Math.ceil((p + k) / B);
-    let net = 0;
-    for (let c = 0; c < this.numClasses; c++) {
-      const f0 = s.first[c];
-      const e0 = s.end[c];
-      const first = Math.max(f0, firstLiveBlock(this.windows[c], B, p));
-      const returned = Math.min(e0, first) - f0;
-      const taken = Math.max(0, endNeeded - Math.max(e0, first));
-      net += this.ppb[c] * (taken - returned);
+    const partial = s.partial!;
+    for (let j = 0; j < k; j++) {
+      const pos = s.length + j;
+      const t = tokens !== undefined ? tokens[j] : s.prompt !== undefined && pos < s.prompt.length ? s.prompt[pos] : -1;
+      if ((t | 0) !== t || t < 0) {
+        s.hashable = false; // unknown token: the chain cannot go on
+        return;
+      }
+      partial[pos % B] = t;
+      if ((pos + 1) % B === 0) this.prefix.publish(s.tables, (pos + 1) / B - 1, s.chain, partial, 0);
     }
-    return net;
-  }
-
-  /** Returns the unreachable blocks, then takes the missing ones (the pool suffices). */
-  private apply(s: SeqState, k: number): void {
-    const B = this.blockSize;
-    const p = s.length;
-    const endNeeded = Math.ceil((p + k) / B);
-    for (let c = 0; c < this.numClasses; c++) {
-      const f0 = s.first[c];
-      const e0 = s.end[c];
-      const first = Math.max(f0, firstLiveBlock(this.windows[c], B, p));
-      this.returnBlocks(s, c, f0, Math.min(e0, first));
-      const start = Math.max(e0, first);
-      const end = Math.max(start, endNeeded);
-      this.takeBlocks(s, c, start, end);
-      s.first[c] = first;
-      s.end[c] = end;
-    }
-    s.reservedEnd = Math.max(s.reservedEnd, p + k);
-  }
-
-  private returnBlocks(s: SeqState, c: number, from: number, to: number): void {
-    if (to <= from) return;
-    const ppb = this.ppb[c];
-    const table = s.tables[c];
-    for (let i = from * ppb, e = to * ppb; i < e; i++) {
-      this.freeStack[this.freeTop++] = table[i];
-      table[i] = -1;
-    }
-    this.classBlocks[c] -= to - from;
-  }
-
-  private takeBlocks(s: SeqState, c: number, from: number, to: number): void {
-    if (to <= from) return;
-    const ppb = this.ppb[c];
-    let table = s.tables[c];
-    if (table.length < to * ppb) {
-      // Doubling keeps growth amortised O(1) per block.
-      const grown = new Int32Array(Math.max(to * ppb, 2 * table.length)).fill(-1);
-      grown.set(table);
-      s.tables[c] = table = grown;
-    }
-    for (let i = from * ppb, e = to * ppb; i < e; i++) table[i] = this.freeStack[--this.freeTop];
-    this.classBlocks[c] += to - from;
   }
 
   private state(seq: number): SeqState {
@@ -303,24 +316,28 @@ export class KvBlockManager {
   /** Builds the error reserve() throws, with the per-class breakdown (slow path only). */
   private fullError(seq: number, k: number): KvCacheFullError {
     const s = this.state(seq);
-    const B = this.blockSize;
     const p = s.length;
-    const endNeeded = Math.ceil((p + k) / B);
     const parts: string[] = [];
-    for (let c = 0; c < this.numClasses; c++) {
-      const first = Math.max(s.first[c], firstLiveBlock(this.windows[c], B, p));
-      const returned = Math.min(s.end[c], first) - s.first[c];
-      const taken = Math.max(0, endNeeded - Math.max(s.end[c], first));
-      const kind = this.windows[c] === 0 ? 'global' : `sliding ${this.windows[c]}`;
-      parts.push(
-        `class ${c} (${kind}, ${this.ppb[c]} pages/block): takes ${taken * this.ppb[c]} pages, returns ${returned * this.ppb[c]}`,
-      );
-    }
-    const needed = this.netPages(s, k);
+    for (let c = 0; c < this.numClasses; c++) parts.push(classNeedText(c, this.ops.classNeed(s, c, k)));
+    const needed = this.ops.netPages(s, k, false);
+    const { freePages, cachedPages } = this.pool;
     return new KvCacheFullError(
       `KV cache full: sequence ${seq} needs ${needed} more pages to reserve ${k} tokens at position ${p}, ` +
-        `but ${this.freeTop} of ${this.numPages} are free; ${parts.join('; ')}`,
-      { seq, pagesNeeded: needed, freePages: this.freeTop },
+        `but ${availableText(freePages, cachedPages, this.numPages)}; ${parts.join('; ')}`,
+      { seq, pagesNeeded: needed, freePages, cachedPages },
     );
   }
+}
+
+/** The prompt as int32 token ids (validated: integers in [0, 2^31)). */
+function toTokens(tokens: ArrayLike<number>): Int32Array {
+  const out = new Int32Array(tokens.length);
+  for (let i = 0; i < tokens.length; i++) {
+    const t = tokens[i];
+    if (!Number.isInteger(t) || t < 0 || t > 0x7fffffff) {
+      throw new RangeError(`promptTokens[${i}] must be a token id (an integer >= 0), got ${String(t)}`);
+    }
+    out[i] = t;
+  }
+  return out;
 }

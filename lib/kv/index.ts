@@ -10,6 +10,12 @@ export {
   pagesPerSequence,
   peakBlocks,
 } from './memory-model.js';
-export { KvBlockManager, KvCacheFullError } from './block-manager.js';
+export {
+  KvBlockManager,
+  KvCacheFullError,
+  type AddSequenceOptions,
+  type KvBlockManagerOptions,
+} from './block-manager.js';
+export type { PrefixCacheClassStats, PrefixCacheStats } from './prefix-cache.js';
 export { growInLockstep, kvReport, type KvClassReport, type KvReport, type KvReportOptions } from './report.js';
 export { formatBytes, parseBytes } from './bytes.js';

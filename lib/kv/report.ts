@@ -116,7 +116,7 @@ export function kvReport(plan: LayerPlan, opts: KvReportOptions): KvReport {
  * maximum shows both that the maximum is reached and that it cannot be exceeded.
  */
 export function growInLockstep(layout: KvLayout, numPages: number, context: number, chunk: number, count: number): number {
-  const kv = new KvBlockManager(layout, numPages);
+  const kv = new KvBlockManager(layout, numPages, { prefixCache: false }); // no prompts: nothing to cache
   const live: number[] = [];
   for (let i = 0; i < count; i++) live.push(kv.addSequence());
   for (let len = 0; len < context && live.length > 0; ) {

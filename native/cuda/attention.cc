@@ -68,6 +68,9 @@ AttnArgs kvArgs(const PagedKv& kv, const BatchLayout& b) {
   a.tableStride = kv.tableStride;
   a.pagesPerBlock = kv.pagesPerBlock;
   a.slot = kv.slot;
+  a.bsShift = -1;
+  for (int sh = 0; sh < 31; ++sh)
+    if (kv.blockSize == (1 << sh)) a.bsShift = sh;
   a.numSeqs = b.numSeqs;
   a.numTokens = b.numTokens;
   a.tokenStart = b.tokenStart;

@@ -1,5 +1,6 @@
-// Paged decode attention, split-KV (flash-decoding). A block handles one (row, KV head,
-// split): the G query heads of the group share every K/V tile it loads, so each K/V byte is
+// Paged decode attention, split-KV (flash-decoding), for f32 pages (bf16 pages go to the
+// tensor-core kernel in attn_decode_mma.cu; the split logic and the combine kernel here serve
+// both). A block handles one (row, KV head, split): the G query heads of the group share every K/V tile it loads, so each K/V byte is
 // read once per group. Rows are independent (any mix of decode tokens and prefill rows
 // works); each row's keys [lo, p] are cut into `splits` ranges of `chunk` keys so that a
 // small batch with long contexts still fills the GPU. Partial results (normalised output and
@@ -98,7 +99,7 @@ __global__ void __launch_bounds__(kThreads)
       const int c = tid + i * kThreads, j = c / Tr::CPR, ch = c % Tr::CPR, key = kStart + j;
       const int pg = key < kEnd ? lookupPage(a, s, key, err, kOpAttention) : -1;
       const char* base = a.arena + (pg < 0 ? 0 : (size_t)pg * a.pageBytes);
-      const int off = key % a.blockSize;
+      const int off = blockOffset(a, key);
       cpAsync16(sK + (size_t)(buf * TK + j) * LD + ch * (16 / sizeof(KT)),
                 base + kOffset(a, g, off, sizeof(KT)) + ch * 16, pg >= 0);
       cpAsync16(sV + (size_t)(buf * TK + j) * LD + ch * (16 / sizeof(KT)),
@@ -150,6 +151,7 @@ __global__ void __launch_bounds__(kThreads)
         sum += pr;
       }
       sum = warpSum(sum);
+      __syncwarp();  // every lane has read sM[h] before lane 0 rewrites it
       if (lane == 0) {
         const float corr = mNew == -INFINITY ? 1.f : expf(mOld - mNew);
         sC[h] = corr;
@@ -204,26 +206,18 @@ __global__ void combineKernel(bf16* out, const float* partO, const float* partLs
   }
 }
 
-template <int D, typename KT>
-int tileKeys() { return DecodeTraits<D, KT>::TK; }
-
+// bf16 pages go to attn_decode_mma.cu (64-key tiles); f32 pages stay here.
 int decodeTileKeys(const AttnArgs& a) {
-  const bool b = a.kvType == DType::BF16;
-  switch (a.kDim) {
-    case 64: return b ? tileKeys<64, bf16>() : tileKeys<64, float>();
-    case 128: return b ? tileKeys<128, bf16>() : tileKeys<128, float>();
-    default: return b ? tileKeys<256, bf16>() : tileKeys<256, float>();
-  }
+  if (a.kvType == DType::BF16) return 64;
+  return a.kDim == 64 ? DecodeTraits<64, float>::TK
+                      : a.kDim == 128 ? DecodeTraits<128, float>::TK : DecodeTraits<256, float>::TK;
 }
 
 size_t decodeSmem(const AttnArgs& a) {
-  const bool b = a.kvType == DType::BF16;
+  if (a.kvType == DType::BF16) return decodeMmaSmem(a.kDim);
   const int G = a.numHeads / a.numKvHeads;
-  switch (a.kDim) {
-    case 64: return b ? DecodeTraits<64, bf16>::smem(G) : DecodeTraits<64, float>::smem(G);
-    case 128: return b ? DecodeTraits<128, bf16>::smem(G) : DecodeTraits<128, float>::smem(G);
-    default: return b ? DecodeTraits<256, bf16>::smem(G) : DecodeTraits<256, float>::smem(G);
-  }
+  return a.kDim == 64 ? DecodeTraits<64, float>::smem(G)
+                      : a.kDim == 128 ? DecodeTraits<128, float>::smem(G) : DecodeTraits<256, float>::smem(G);
 }
 
 template <int D, typename KT>
@@ -248,10 +242,23 @@ bool decodeSupported(const Ctx& c, const AttnArgs& a) {
 size_t decodeScratchBytes(const Ctx& c, const AttnArgs& a, int* splits) {
   const int TK = decodeTileKeys(a);
   const long long tiles = std::max(1LL, (static_cast<long long>(a.maxKeys) + TK - 1) / TK);
-  const long long blocks = static_cast<long long>(a.numTokens) * a.numKvHeads;
-  // Enough blocks for ~4 per multiprocessor; never more splits than tiles.
-  long long want = (4LL * c.numSMs + blocks - 1) / blocks;
-  want = std::min(std::max(want, 1LL), std::min(tiles, 256LL));
+  const long long G = a.numHeads / a.numKvHeads;
+  long long hc = 1;  // query heads per block of the tensor-core kernel (attn_decode_mma.cu)
+  for (long long d = 1; d <= G && d <= 16; ++d)
+    if (G % d == 0) hc = d;
+  const bool mma = a.kvType == DType::BF16;
+  const long long blocks = static_cast<long long>(a.numTokens) * (mma ? a.numHeads / hc : a.numKvHeads);
+  // Splits so that the blocks fill whole waves: the smallest count whose last wave is at least
+  // 90% full (else the fullest), never more splits than tiles.
+  const long long slots = static_cast<long long>(c.numSMs) * (mma ? decodeMmaBlocksPerSM(a.kDim) : 2);
+  long long want = 1;
+  double best = -1;
+  for (long long sp = 1; sp <= std::min(tiles, 256LL); ++sp) {
+    const double waves = double(blocks * sp) / double(slots);
+    const double fill = waves < 1 ? waves : waves / std::ceil(waves);
+    if (fill > best + 1e-9) best = fill, want = sp;
+    if (fill >= 0.9) break;
+  }
   const long long chunkTiles = (tiles + want - 1) / want;
   *splits = int((tiles + chunkTiles - 1) / chunkTiles);
   if (*splits <= 1) return 0;
@@ -264,15 +271,10 @@ void attentionDecode(const Ctx& c, const AttnArgs& a, int splits, float* scratch
   const int chunk = int((tiles + splits - 1) / splits) * TK;
   float* partO = scratch;
   float* partLse = splits > 1 ? scratch + size_t(a.numTokens) * a.numHeads * splits * D : nullptr;
-  const bool b = a.kvType == DType::BF16;
-  switch (D) {
-    case 64: b ? launch<64, bf16>(c, a, splits, chunk, partO, partLse)
-               : launch<64, float>(c, a, splits, chunk, partO, partLse); break;
-    case 128: b ? launch<128, bf16>(c, a, splits, chunk, partO, partLse)
-                : launch<128, float>(c, a, splits, chunk, partO, partLse); break;
-    default: b ? launch<256, bf16>(c, a, splits, chunk, partO, partLse)
-               : launch<256, float>(c, a, splits, chunk, partO, partLse); break;
-  }
+  if (a.kvType == DType::BF16) attentionDecodeMma(c, a, splits, chunk, partO, partLse);
+  else if (D == 64) launch<64, float>(c, a, splits, chunk, partO, partLse);
+  else if (D == 128) launch<128, float>(c, a, splits, chunk, partO, partLse);
+  else launch<256, float>(c, a, splits, chunk, partO, partLse);
   if (splits > 1) {
     combineKernel<<<unsigned(size_t(a.numTokens) * a.numHeads), D >= 128 ? 128 : 64, 0, c.stream>>>(
         static_cast<bf16*>(a.out), partO, partLse, splits, D);

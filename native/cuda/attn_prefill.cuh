@@ -89,7 +89,7 @@ __global__ void __launch_bounds__(128) prefillKernel(AttnArgs a, int HC, int R, 
       // A bad page is recorded and read as zeros; the step then fails at download.
       const int pg = key < kEnd ? lookupPage(a, s, key, err, kOpAttention) : -1;
       const char* base = a.arena + (pg < 0 ? 0 : (size_t)pg * a.pageBytes);
-      const int off = key % a.blockSize;
+      const int off = blockOffset(a, key);
       cpAsync16(k + swz<D>(j, ch), base + kOffset(a, g, off, sizeof(bf16)) + ch * 16, pg >= 0);
       cpAsync16(v + swz<D>(j, ch), base + vOffset(a, g, off, sizeof(bf16)) + ch * 16, pg >= 0);
     }
@@ -170,8 +170,11 @@ __global__ void __launch_bounds__(128) prefillKernel(AttnArgs a, int HC, int R, 
       }
       l[h] = l[h] * corr + sum;  // per-thread partial; the quad is summed at the end
       m[h] = mNew;
+      // After the first tiles the running max rarely moves: skip the D/2 multiplies then.
+      if (__any_sync(0xffffffffu, corr != 1.f)) {
 #pragma unroll
-      for (int i = 0; i < D / 8; ++i) o[i][2 * h] *= corr, o[i][2 * h + 1] *= corr;
+        for (int i = 0; i < D / 8; ++i) o[i][2 * h] *= corr, o[i][2 * h + 1] *= corr;
+      }
     }
 
     // O += P · V: the S accumulators are already laid out as the A fragments of P.

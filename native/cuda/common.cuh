@@ -48,7 +48,8 @@ __device__ __forceinline__ int lookupPage(const AttnArgs& a, int s, int pos, Dev
     reportError(err, kErrNegativePos, op, s, pos);
     return -1;
   }
-  const long long entry = (long long)(pos / a.blockSize) * a.pagesPerBlock + a.slot;
+  const int blk = a.bsShift >= 0 ? pos >> a.bsShift : pos / a.blockSize;
+  const long long entry = (long long)blk * a.pagesPerBlock + a.slot;
   if (entry >= a.tableStride) {
     reportError(err, kErrBeyondTable, op, s, pos);
     return -1;
@@ -63,6 +64,12 @@ __device__ __forceinline__ int lookupPage(const AttnArgs& a, int s, int pos, Dev
     return -1;
   }
   return page;
+}
+
+// Position of `pos` inside its block (shift/mask for power-of-two block sizes: a runtime
+// division costs ~20 instructions, and the attention loads do it for every row they fetch).
+__device__ __forceinline__ int blockOffset(const AttnArgs& a, int pos) {
+  return a.bsShift >= 0 ? pos & ((1 << a.bsShift) - 1) : pos % a.blockSize;
 }
 
 // Byte offsets inside a page: K as [head][blockSize][kDim], then V as [head][blockSize][vDim].

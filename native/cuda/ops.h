@@ -61,6 +61,7 @@ struct AttnArgs {
   DType kvType;
   const int32_t* tables;
   int tableStride, pagesPerBlock, slot;
+  int bsShift;  // log2(blockSize) when it is a power of two (the usual 16), else -1
   int numSeqs, numTokens;
   const int32_t *tokenStart, *numNew, *pastLen, *positions, *seqOfToken;
   int numHeads, window;
@@ -79,6 +80,12 @@ bool decodeSupported(const Ctx& c, const AttnArgs& a);
 // Scratch the decode path needs (0 when it needs none); `splits` gets the split count.
 size_t decodeScratchBytes(const Ctx& c, const AttnArgs& a, int* splits);
 void attentionDecode(const Ctx& c, const AttnArgs& a, int splits, float* scratch);
+// attn_decode_mma.cu: the bf16-page decode kernel attentionDecode uses (tensor cores), 64-key
+// tiles; partial results as attn_decode.cu's combine kernel reads them.
+size_t decodeMmaSmem(int headDim);
+int decodeMmaBlocksPerSM(int headDim);  // resident blocks per SM (occupancy API)
+void attentionDecodeMma(const Ctx& c, const AttnArgs& a, int splits, int chunk, float* partO,
+                        float* partLse);
 // attn_prefill_*.cu: FlashAttention-2 on tensor cores, bf16 KV, kDim == vDim in {64,128,256}.
 bool prefillSupported(const Ctx& c, const AttnArgs& a);
 void attentionPrefill64(const Ctx& c, const AttnArgs& a);

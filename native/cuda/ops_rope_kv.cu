@@ -41,7 +41,7 @@ __global__ void appendKvKernel(AttnArgs a, const bf16* k, const bf16* v, DeviceE
   __syncthreads();
   if (page < 0) return;
   char* base = const_cast<char*>(a.arena) + (size_t)page * a.pageBytes;
-  const int off = p % a.blockSize;
+  const int off = blockOffset(a, p);
   KT* kd = reinterpret_cast<KT*>(base + kOffset(a, h, off, sizeof(KT)));
   KT* vd = reinterpret_cast<KT*>(base + vOffset(a, h, off, sizeof(KT)));
   const bf16* ks = k + ((size_t)t * H + h) * a.kDim;

@@ -7,7 +7,7 @@
  * 'prefill' forced.
  */
 import { describe, expect, it } from 'vitest';
-import { Rng, SEED, TWIN, bound, cudaAvailable, randn, relErr, twin } from './twin.js';
+import { Rng, SEED, TWIN, bound, cudaAvailable, expectWithin, randn, relErr, twin } from './twin.js';
 
 interface Case {
   name: string;
@@ -100,7 +100,7 @@ describe.skipIf(!cudaAvailable)(`CUDA attention vs CPU twin (${TWIN}, seed ${SEE
       for (const path of paths(c)) {
         const [gpu] = twin('attention', args, { path });
         const err = relErr(gpu.out, cpu);
-        expect(err, `${path}: rel err ${err}`).toBeLessThanOrEqual(boundFor(c, path));
+        expectWithin(`attention ${c.name} [${path}]`, err, boundFor(c, path));
       }
     });
   }

@@ -14,7 +14,7 @@ import { llamaConfig, type ModelConfig } from '../../lib/model/config.js';
 import { presetPlan } from '../../lib/plan/presets.js';
 import { engineLogits, makeEngine, type Schedule } from '../engine/harness.js';
 import { gemmaLike } from '../reference/helpers.js';
-import { SEED, TWIN, bound, cudaAvailable, relErr } from './twin.js';
+import { SEED, TWIN, bound, cudaAvailable, expectWithin, relErr } from './twin.js';
 
 function flat(rows: Float64Array[][]): Float64Array {
   const n = rows.reduce((a, r) => a + r.reduce((b, x) => b + x.length, 0), 0);
@@ -43,7 +43,7 @@ describe.skipIf(!cudaAvailable)(`whole model: CUDA engine vs CPU engine (${TWIN}
     it(`llama-like d64 GQA 8:2, ${preset}, window 24`, async () => {
       const prompts = [tokens(70, 512, 1), tokens(45, 512, 2), tokens(9, 512, 3)];
       const err = await compare(llama, preset, 24, prompts, ['whole', { chunk: 16 }, 'decode']);
-      expect(err).toBeLessThanOrEqual(bound('model'));
+      expectWithin(`model ${preset}`, err, bound('model'));
     });
   }
 
@@ -51,14 +51,14 @@ describe.skipIf(!cudaAvailable)(`whole model: CUDA engine vs CPU engine (${TWIN}
     const cfg = llamaConfig({ vocabSize: 300, hiddenSize: 512, intermediateSize: 1024, numLayers: 6, numHeads: 4, numKvHeads: 1, headDim: 128 });
     const prompts = [tokens(100, 300, 4), tokens(33, 300, 5)];
     const err = await compare(cfg, 'characterai', 40, prompts, [{ pattern: [37, 1, 20] }, 'decode']);
-    expect(err).toBeLessThanOrEqual(bound('model'));
+    expectWithin('model d128 characterai', err, bound('model'));
   });
 
   it('Gemma-like (every switch: soft-caps, q/k norm, sandwich norms, GeGLU, tied), head dim 8', async () => {
     const cfg = gemmaLike(6);
     const prompts = [tokens(30, cfg.vocabSize, 6), tokens(12, cfg.vocabSize, 7)];
     const err = await compare(cfg, 'gemma3', 5, prompts, ['whole', { chunk: 4 }]);
-    expect(err).toBeLessThanOrEqual(bound('model'));
+    expectWithin('model gemma-like', err, bound('model'));
   });
 });
 

@@ -14,8 +14,9 @@
  * MIXATTN_TWIN=cpu runs the same tests with the CPU backend on both sides (checks the harness
  * on a machine without a GPU); MIXATTN_SEED replays a failing draw (the seed is in the titles).
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { expect } from 'vitest';
 import { loadAddon } from '../../lib/native.js';
 import { f32ToBf16 } from '../../lib/model/bf16.js';
 
@@ -115,4 +116,16 @@ export function bound(key: string): number {
   const e = bounds?.entries[key];
   if (e === undefined) throw new Error(`no PyTorch bf16 error for '${key}' in ${BOUNDS_FILE}; run test/gpu/torch_bf16_bounds.py on the GPU machine`);
   return 2 * e;
+}
+
+/** MIXATTN_TWIN_REPORT=<file>: appends {check, err, bound} per check (JSON lines). */
+export function report(check: string, err: number, tol: number): void {
+  const file = process.env.MIXATTN_TWIN_REPORT;
+  if (file) appendFileSync(file, JSON.stringify({ check, err, bound: tol }) + '\n');
+}
+
+/** expect(err).toBeLessThanOrEqual(tol), reported first. */
+export function expectWithin(check: string, err: number, tol: number): void {
+  report(check, err, tol);
+  expect(err, `${check}: rel err ${err} > ${tol}`).toBeLessThanOrEqual(tol);
 }

@@ -4,45 +4,8 @@ import { describe, expect, it } from 'vitest';
 import { KvBlockManager, KvCacheFullError } from '../../lib/kv/block-manager.js';
 import { kvLayout, type KvLayout } from '../../lib/kv/layout.js';
 import { pagesPerSequence, peakBlocks } from '../../lib/kv/memory-model.js';
-import type { KvRank, LayerPlan, LayerSpec } from '../../lib/plan/types.js';
-
-const HEAD_DIM = 16;
-const RANKS: (KvRank | undefined)[] = [undefined, { k: 8, v: 8 }, { k: 4, v: 12 }];
-
-const layerArb = fc.record({
-  own: fc.boolean(),
-  global: fc.boolean(),
-  window: fc.integer({ min: 1, max: 40 }),
-  rank: fc.integer({ min: 0, max: 2 }),
-  pick: fc.nat(),
-});
-
-/** A valid plan: readers pick an earlier owner and a retention the owner's cache keeps. */
-const planArb = fc.array(layerArb, { minLength: 1, maxLength: 8 }).map((raw): LayerPlan => {
-  const layers: LayerSpec[] = [];
-  const owners: number[] = [];
-  raw.forEach((r, i) => {
-    if (i === 0 || r.own) {
-      owners.push(i);
-      const rank = RANKS[r.rank];
-      layers.push({
-        attention: r.global ? { kind: 'global' } : { kind: 'sliding', window: r.window },
-        kvSource: i,
-        ...(rank ? { kvRank: rank } : {}),
-      });
-      return;
-    }
-    const src = owners[r.pick % owners.length];
-    const sa = layers[src].attention;
-    const attention: LayerSpec['attention'] =
-      sa.kind === 'global'
-        ? r.global ? { kind: 'global' } : { kind: 'sliding', window: r.window }
-        : { kind: 'sliding', window: 1 + (r.window % sa.window) };
-    const rank = layers[src].kvRank;
-    layers.push({ attention, kvSource: src, ...(rank ? { kvRank: rank } : {}) });
-  });
-  return { name: 'random', layers };
-});
+import type { LayerPlan } from '../../lib/plan/types.js';
+import { HEAD_DIM, planArb } from './plan-arb.js';
 
 type Op =
   | { t: 'add'; chunk: number; chunked: boolean }
@@ -154,9 +117,10 @@ function reserveStep(kv: KvBlockManager, layout: KvLayout, s: Seq, k: number): b
   return true;
 }
 
-function run(plan: LayerPlan, blockSize: number, numPages: number, ops: readonly Op[]): void {
+function run(plan: LayerPlan, blockSize: number, numPages: number, ops: readonly Op[], prefixCache: boolean): void {
   const layout = kvLayout(plan, { numKvHeads: 2, headDim: HEAD_DIM, dtypeBytes: 2, blockSize });
-  const kv = new KvBlockManager(layout, numPages);
+  // Without tokens nothing is ever cached, so prefix caching on or off must behave the same.
+  const kv = new KvBlockManager(layout, numPages, { prefixCache });
   const live: Seq[] = [];
   const released: number[] = [];
   for (const op of ops) {
@@ -208,7 +172,8 @@ describe('KvBlockManager properties', () => {
         fc.constantFrom(1, 2, 4, 16),
         fc.integer({ min: 0, max: 60 }),
         fc.array(opArb, { maxLength: 80 }),
-        (plan, blockSize, numPages, ops) => run(plan, blockSize, numPages, ops),
+        fc.boolean(),
+        (plan, blockSize, numPages, ops, prefixCache) => run(plan, blockSize, numPages, ops, prefixCache),
       ),
       { numRuns: 300 },
     );

@@ -1,0 +1,89 @@
+/**
+ * The scheduler's view of the KV pool: the pages a step may take (free + evictable cached
+ * prefix blocks), and starting a sequence for a request's tokens at its longest cached
+ * prefix when its first step fits. Kept apart so the planner does not depend on how the
+ * block manager keeps its pages.
+ */
+import type { KvBlockManager } from '../kv/block-manager.js';
+
+export type StartResult =
+  /** Started: `cached` leading tokens are in the cache; the first step feeds n tokens taking `need` pages. */
+  | { readonly kind: 'started'; readonly seq: number; readonly cached: number; readonly n: number; readonly need: number }
+  /** Not now: the first step does not fit beside what is running. */
+  | { readonly kind: 'wait' }
+  /** Not even one token fits (with `shrink`): `need1` pages for one token. */
+  | { readonly kind: 'never'; readonly cached: number; readonly need1: number };
+
+export class KvPool {
+  /** Pages per block summed over the classes: what one new block position costs a sequence. */
+  private readonly pagesPerPosition: number;
+
+  constructor(readonly blocks: KvBlockManager) {
+    this.pagesPerPosition = blocks.layout.classes.reduce((a, c) => a + c.pagesPerBlock, 0);
+  }
+
+  /** Pages a reservation can take now: free ones and cached prefix blocks no sequence uses. */
+  available(): number {
+    return this.blocks.availablePages;
+  }
+
+  cachedPages(): number {
+    return this.blocks.cachedPages;
+  }
+
+  pagesNeeded(seq: number, k: number): number {
+    return this.blocks.pagesNeeded(seq, k);
+  }
+
+  release(seq: number): void {
+    this.blocks.release(seq);
+  }
+
+  /**
+   * Starts a sequence for `tokens` whose first step feeds up to maxN tokens (from its cached
+   * prefix on) within `avail(...)` pages; with `shrink`, a shorter first step is taken rather
+   * than none. When the step certainly does not fit, the cache is not touched: adding the
+   * sequence would retain its hit blocks and count as a prefix-cache query every step the
+   * request waits. The certain test counts only the blocks past the hit; between it and the
+   * exact count (hit blocks already in use by others cost nothing) the sequence is added,
+   * measured exactly and released if short.
+   */
+  tryStart(tokens: readonly number[], maxN: number, avail: () => number, shrink: boolean): StartResult {
+    const hit = this.blocks.prefixCaching ? this.blocks.matchPrefix(tokens) : 0;
+    if (!shrink && this.pagesPastHit(hit, Math.min(maxN, tokens.length - hit)) > avail()) return { kind: 'wait' };
+    const seq = this.blocks.addSequence({ promptTokens: tokens });
+    const cached = this.blocks.length(seq);
+    let n = Math.min(maxN, tokens.length - cached);
+    let need = this.pagesNeeded(seq, n);
+    if (need > avail()) {
+      n = shrink ? this.largestFitting(seq, n, avail()) : 0;
+      if (n === 0) {
+        const need1 = this.pagesNeeded(seq, 1);
+        this.release(seq);
+        return shrink ? { kind: 'never', cached, need1 } : { kind: 'wait' };
+      }
+      need = this.pagesNeeded(seq, n);
+    }
+    return { kind: 'started', seq, cached, n, need };
+  }
+
+  /** Most tokens in [1, n] whose pages fit in `avail` (pagesNeeded grows with k), or 0. */
+  largestFitting(seq: number, n: number, avail: number): number {
+    if (this.pagesNeeded(seq, 1) > avail) return 0;
+    let lo = 1;
+    let hi = n;
+    while (lo < hi) {
+      const mid = Math.ceil((lo + hi) / 2);
+      if (this.pagesNeeded(seq, mid) <= avail) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo;
+  }
+
+  /** Pages of the blocks a new sequence at a hit of `hit` tokens takes to write n more: a lower bound of its need. */
+  private pagesPastHit(hit: number, n: number): number {
+    const B = this.blocks.layout.blockSize;
+    // The hit is whole blocks; the ones below it are shared or retained, never taken new.
+    return this.pagesPerPosition * (Math.ceil((hit + n) / B) - hit / B);
+  }
+}

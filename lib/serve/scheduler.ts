@@ -1,0 +1,211 @@
+/**
+ * The continuous-batching scheduler of one engine. Requests join and leave the running batch
+ * at every step; each step carries every running decode plus prefill chunks under a token
+ * budget (step-planner.ts has the policies: exact KV admission, preemption by recomputation
+ * of the newest request, FCFS). The loop runs while there is work and stops when idle.
+ *
+ * Requests leave between steps: their blocks go back to the pool before the client hears of
+ * the end. A cancel() of a request that is not in the step now running ends it at once.
+ */
+import { KvPool } from './kv-pool.js';
+import { MetricsRecorder, type ClassUsage, type SchedulerMetrics } from './metrics.js';
+import { removeFrom, ScheduledRequest } from './sequence.js';
+import { StepPlanner, type StepPlan } from './step-planner.js';
+import {
+  resolveLimits,
+  type RequestEnd,
+  type RequestHandle,
+  type ResolvedLimits,
+  type SchedulerClient,
+  type SchedulerEngine,
+  type SchedulerLimits,
+} from './types.js';
+
+export interface SchedulerOptions extends SchedulerLimits {
+  /** Seconds of the sliding window behind the tokens/s metrics (10 unless given). */
+  readonly rateWindowSeconds?: number;
+  /** Called after every step with its plan (tests check budgets and block invariants here). */
+  readonly onStep?: (info: StepInfo) => void;
+}
+
+export interface StepInfo {
+  /** The entries that ran (sequence ids and tokens) and the requests they belong to. */
+  readonly plan: StepPlan;
+  readonly requestIds: readonly number[];
+}
+
+export class Scheduler {
+  readonly limits: ResolvedLimits;
+  private readonly pool: KvPool;
+  private readonly running: ScheduledRequest[] = [];
+  private readonly waiting: ScheduledRequest[] = [];
+  private readonly planner: StepPlanner;
+  private readonly recorder: MetricsRecorder;
+  private nextId = 0;
+  private looping = false;
+  private loop: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly engine: SchedulerEngine,
+    private readonly opts: SchedulerOptions = {},
+  ) {
+    this.pool = new KvPool(engine.blocks);
+    this.limits = resolveLimits(opts, engine.blocks.numPages);
+    this.recorder = new MetricsRecorder(opts.rateWindowSeconds ?? 10);
+    this.planner = new StepPlanner(this.pool, this.limits, this.running, this.waiting, {
+      onAdmit: (r) => {
+        if (r.started) return;
+        r.started = true;
+        r.client.onStart?.(performance.now());
+      },
+      onPreempt: () => this.recorder.preemptions++,
+      fail: (r, e) => this.end(r, { reason: 'error', error: e }),
+    });
+  }
+
+  /** Requests running (holding KV) and waiting. */
+  get size(): number {
+    return this.running.length + this.waiting.length;
+  }
+
+  /** Queues a request at the back; it joins a step as soon as budget and pages allow. */
+  submit(client: SchedulerClient): RequestHandle {
+    if (client.promptIds.length === 0) throw new RangeError('scheduler: the prompt is empty (no tokens)');
+    const r = new ScheduledRequest(this.nextId++, client, performance.now(), (x) => this.cancel(x));
+    this.waiting.push(r); // ids grow, so the back keeps arrival order
+    this.recorder.requests++;
+    if (!this.looping) {
+      this.looping = true;
+      this.loop = this.run();
+    }
+    return r;
+  }
+
+  /** Cancels every request (as each one's cancel()). */
+  cancelAll(): void {
+    for (const r of [...this.running, ...this.waiting]) this.cancel(r);
+  }
+
+  /** Resolves when nothing is running or waiting. */
+  async idle(): Promise<void> {
+    while (this.looping) await this.loop;
+  }
+
+  metrics(now = performance.now()): SchedulerMetrics {
+    const blocks = this.engine.blocks;
+    const classes: ClassUsage[] = blocks.layout.classes.map((c) => {
+      const n = blocks.blocksInUse(c.id);
+      return { classId: c.id, window: c.window, pagesPerBlock: c.pagesPerBlock, blocks: n, pages: n * c.pagesPerBlock };
+    });
+    const m = this.recorder;
+    const pc = blocks.prefixCacheStats();
+    return {
+      running: this.running.length,
+      waiting: this.waiting.length,
+      pages: { total: blocks.numPages, used: blocks.usedPages, free: blocks.freePages, cached: this.pool.cachedPages() },
+      classes,
+      tokensPerSecond: { prompt: m.prompt.rate(now), generation: m.generation.rate(now), windowSeconds: m.windowS },
+      totals: {
+        requests: m.requests,
+        promptTokens: m.promptTokens,
+        generationTokens: m.generationTokens,
+        recomputedTokens: m.recomputedTokens,
+        steps: m.steps,
+        preemptions: m.preemptions,
+      },
+      finished: { ...m.finished },
+      prefixCache: { enabled: pc.enabled, queries: pc.queries, queryTokens: pc.queryTokens, hitTokens: pc.hitTokens },
+      timeToFirstToken: m.ttft.snapshot(),
+      requestLatency: m.latency.snapshot(),
+    };
+  }
+
+  private cancel(r: ScheduledRequest): void {
+    if (r.state === 'ended') return;
+    // The step running now reads its pages: they go back right after it.
+    if (r.inStep) r.cancelPending = true;
+    else this.end(r, { reason: 'abort' });
+  }
+
+  private async run(): Promise<void> {
+    try {
+      await null; // requests submitted in the same tick join the first step together
+      while (this.size > 0) await this.step();
+    } finally {
+      this.looping = false;
+    }
+  }
+
+  private async step(): Promise<void> {
+    const plan = this.planner.plan();
+    if (plan.entries.length === 0) return; // requests were failed: the queues changed
+    for (const r of plan.reqs) r.inStep = true;
+    let logits: Float32Array[];
+    try {
+      logits = await this.engine.step(plan.entries);
+    } catch (e) {
+      // Nothing was committed (or the backend failed): the step's requests end with the error.
+      for (const r of plan.reqs) r.inStep = false;
+      for (const r of plan.reqs) this.end(r, { reason: 'error', error: e });
+      return;
+    } finally {
+      this.opts.onStep?.({ plan, requestIds: plan.reqs.map((r) => r.id) });
+    }
+    const now = performance.now();
+    for (const r of plan.reqs) r.inStep = false;
+    let recomputed = 0;
+    let generated = 0;
+    for (let j = 0; j < plan.reqs.length; j++) {
+      const r = plan.reqs[j];
+      if (r.state !== 'running') continue;
+      const n = plan.entries[j].tokens.length;
+      recomputed += Math.max(0, Math.min(r.computed + n, r.highWater) - r.computed);
+      r.computed += n;
+      r.highWater = Math.max(r.highWater, r.computed);
+      if (r.cancelPending) {
+        this.end(r, { reason: 'abort' }, now);
+        continue;
+      }
+      if (r.computed < r.tokens.length) continue; // a prefill chunk short of the end: no token yet
+      if (this.sample(r, logits[j], now)) generated++;
+    }
+    this.recorder.step(plan.prefillTokens, recomputed, generated, now);
+  }
+
+  /** Asks the client for the next token; false when the client failed. */
+  private sample(r: ScheduledRequest, row: Float32Array, now: number): boolean {
+    let next;
+    try {
+      next = r.client.nextToken(row, now);
+    } catch (e) {
+      this.end(r, { reason: 'error', error: e }, now);
+      return false;
+    }
+    r.tokens.push(next.token);
+    if (r.firstTokenAt < 0) {
+      r.firstTokenAt = now;
+      this.recorder.ttft.observe((now - r.arrivedAt) / 1000);
+    }
+    if (next.finish) this.end(r, { reason: next.finish }, now);
+    return true;
+  }
+
+  /** Takes r out of the scheduler: blocks back to the pool first, then the client hears. */
+  private end(r: ScheduledRequest, end: RequestEnd, now = performance.now()): void {
+    if (r.state === 'ended') return;
+    if (r.state === 'running') {
+      removeFrom(this.running, r);
+      this.pool.release(r.seq);
+      r.seq = -1;
+    } else {
+      removeFrom(this.waiting, r);
+    }
+    r.state = 'ended';
+    this.recorder.ended(end.reason, r.arrivedAt, now);
+    try {
+      r.client.onEnd(end, now);
+    } catch {
+      // A client's failure in its own end handler must not stop the other requests.
+    }
+  }
+}

@@ -1,0 +1,265 @@
+// Paged split-KV decode on tensor cores (bf16 pages, head dims 64/128/256).
+//
+// A block handles one (row, group of HC query heads of one KV head, split). The HC <= 16
+// query vectors (zero-padded) are the M = 16 rows of mma.sync m16n8k16; K/V tiles of 64 keys
+// come through the block table with cp.async, 2 stages deep, and each of the 4
+// warps takes 16 keys of every tile with its own online softmax state, so the warps never
+// wait on each other inside a tile. Their states are merged once at the end through shared
+// memory. Decode is bound by K/V bytes: the tensor cores only keep the arithmetic (and its
+// shared-memory traffic) far below the memory time, which scalar FMAs did not (the scalar
+// kernel in attn_decode.cu stays for f32 pages).
+#include <cmath>
+
+#include "cuda/common.cuh"
+#include "cuda/cp_async.cuh"
+
+namespace mixattn {
+namespace cuda {
+
+namespace {
+
+template <int D>
+struct DecMma {
+  static constexpr int kThreads = 128, kWarps = 4;
+  static constexpr int BN = 64;  // keys per tile, 16 per warp
+  // Two stages: 64 KB at d128, so 3 blocks (12 warps) fit on an SM; the profile of the
+  // 3-stage version showed too few eligible warps, not too few bytes in flight.
+  static constexpr int kStages = 2;
+  static constexpr int CPR = D / 8;  // 16-byte chunks per row
+  static constexpr size_t stageElems = size_t(2) * BN * D;  // K then V
+  static constexpr size_t smem = (size_t(16) * D + kStages * stageElems) * sizeof(bf16);
+  static_assert(size_t(kWarps) * 16 * (D + 2) * sizeof(float) <= kStages * stageElems * sizeof(bf16),
+                "the merge buffers must fit in the stages");
+};
+
+template <int D>
+__device__ __forceinline__ int swz(int row, int chunk) {
+  return row * D + ((chunk ^ (row & 7)) << 3);
+}
+
+template <int D>
+__global__ void __launch_bounds__(128)
+    decodeMmaKernel(AttnArgs a, int HC, int splits, int chunk, float* partO, float* partLse,
+                    DeviceError* err) {
+  using Tr = DecMma<D>;
+  constexpr int BN = Tr::BN, CPR = Tr::CPR, ST = Tr::kStages;
+  constexpr float kLog2e = 1.4426950408889634f, kLn2 = 0.6931471805599453f;
+  extern __shared__ __align__(128) unsigned char smemRaw[];
+  bf16* sQ = reinterpret_cast<bf16*>(smemRaw);
+  bf16* sKV = sQ + 16 * D;
+  const int sp = blockIdx.x, t = blockIdx.z, tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+  const int head0 = blockIdx.y * HC, g = head0 / (a.numHeads / a.numKvHeads);
+  const size_t rowHead = (size_t)t * a.numHeads + head0;
+
+  const int s = a.seqOfToken[t], p = a.positions[t];
+  int kBeg = 0, kEnd = 0;
+  if (s < 0 || s >= a.numSeqs || p < 0) {
+    if (tid == 0 && sp == 0)
+      reportError(err, s < 0 || s >= a.numSeqs ? kErrSeqRange : kErrNegativePos, kOpAttention, s, p);
+  } else {
+    const int lo = keyLo(p, a.window);
+    kBeg = lo + sp * chunk;
+    kEnd = min(p + 1, lo + (sp + 1) * chunk);
+    if (sp == splits - 1 && tid == 0 && (long long)lo + (long long)splits * chunk <= p)
+      reportError(err, kErrBeyondTable, kOpAttention, s, p);
+  }
+  if (kBeg >= kEnd) {  // an empty split (or a bad row): contributes nothing
+    for (int e = tid; e < HC * D; e += Tr::kThreads) {
+      const int h = e / D, d = e % D;
+      if (splits == 1) {
+        static_cast<bf16*>(a.out)[(rowHead + h) * D + d] = fromF<bf16>(0.f);
+      } else {
+        partO[((rowHead + h) * splits + sp) * D + d] = 0.f;
+        if (d == 0) partLse[(rowHead + h) * splits + sp] = -INFINITY;
+      }
+    }
+    return;
+  }
+
+  const bf16* q = static_cast<const bf16*>(a.q) + rowHead * D;
+  for (int c = tid; c < 16 * CPR; c += Tr::kThreads) {
+    const int r = c / CPR, ch = c % CPR;
+    cpAsync16(sQ + swz<D>(r, ch), r < HC ? q + (size_t)r * D + ch * 8 : q, r < HC);
+  }
+  auto loadTile = [&](int n) {
+    const int kStart = kBeg + n * BN;
+    bf16* k = sKV + (n % ST) * Tr::stageElems;
+    bf16* v = k + BN * D;
+#pragma unroll
+    for (int it = 0; it < BN * CPR / Tr::kThreads; ++it) {
+      const int c = tid + it * Tr::kThreads, j = c / CPR, ch = c % CPR, key = kStart + j;
+      const int pg = key < kEnd ? lookupPage(a, s, key, err, kOpAttention) : -1;
+      const char* base = a.arena + (pg < 0 ? 0 : (size_t)pg * a.pageBytes);
+      const int off = blockOffset(a, key);
+      cpAsync16(k + swz<D>(j, ch), base + kOffset(a, g, off, sizeof(bf16)) + ch * 16, pg >= 0);
+      cpAsync16(v + swz<D>(j, ch), base + vOffset(a, g, off, sizeof(bf16)) + ch * 16, pg >= 0);
+    }
+  };
+
+  // Group k of the cp.async queue holds tile k (empty groups past the end keep the count).
+  const int nTiles = (kEnd - kBeg + BN - 1) / BN;
+#pragma unroll
+  for (int n = 0; n < ST - 1; ++n) {
+    if (n < nTiles) loadTile(n);
+    cpAsyncCommit();
+  }
+
+  float o[D / 8][4];
+#pragma unroll
+  for (int i = 0; i < D / 8; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.f;
+  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
+  const int mi = lane / 8, ri = lane % 8, t4 = lane % 4;
+
+  for (int n = 0; n < nTiles; ++n) {
+    if (n + ST - 1 < nTiles) loadTile(n + ST - 1);
+    cpAsyncCommit();
+    cpAsyncWait<ST - 1>();
+    __syncthreads();
+    const bf16* k = sKV + (n % ST) * Tr::stageElems;
+    const bf16* v = k + BN * D;
+    const int kw = warp * 16;  // this warp's keys in the tile
+
+    float sc[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) {
+      uint32_t qa[4], kb[4];
+      ldmatrixX4(qa, sQ + swz<D>((mi & 1) * 8 + ri, 2 * kk + (mi >> 1)));
+      ldmatrixX4(kb, k + swz<D>(kw + (mi >> 1) * 8 + ri, 2 * kk + (mi & 1)));
+      mmaBf16(sc[0], qa, kb[0], kb[1]);
+      mmaBf16(sc[1], qa, kb[2], kb[3]);
+    }
+    const int kStart = kBeg + n * BN + kw;
+#pragma unroll
+    for (int i = 0; i < 2; ++i)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const bool ok = kStart + i * 8 + t4 * 2 + (e & 1) < kEnd;
+        sc[i][e] = ok ? capScore(sc[i][e], a.scale, a.softcap) * kLog2e : -INFINITY;
+      }
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      float mx = fmaxf(fmaxf(sc[0][2 * h], sc[0][2 * h + 1]), fmaxf(sc[1][2 * h], sc[1][2 * h + 1]));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+      const float mNew = fmaxf(m[h], mx);
+      const float corr = mNew == -INFINITY ? 1.f : exp2f(m[h] - mNew);
+      const float sub = mNew == -INFINITY ? 0.f : mNew;
+      float sum = 0.f;
+#pragma unroll
+      for (int i = 0; i < 2; ++i) {
+        sc[i][2 * h] = exp2f(sc[i][2 * h] - sub);
+        sc[i][2 * h + 1] = exp2f(sc[i][2 * h + 1] - sub);
+        sum += sc[i][2 * h] + sc[i][2 * h + 1];
+      }
+      l[h] = l[h] * corr + sum;
+      m[h] = mNew;
+      // After the first tiles the running max rarely moves: skip the D/2 multiplies then.
+      if (__any_sync(0xffffffffu, corr != 1.f)) {
+#pragma unroll
+        for (int i = 0; i < D / 8; ++i) o[i][2 * h] *= corr, o[i][2 * h + 1] *= corr;
+      }
+    }
+    const uint32_t pa[4] = {packBf16(sc[0][0], sc[0][1]), packBf16(sc[0][2], sc[0][3]),
+                            packBf16(sc[1][0], sc[1][1]), packBf16(sc[1][2], sc[1][3])};
+#pragma unroll
+    for (int dp = 0; dp < D / 16; ++dp) {
+      uint32_t vb[4];
+      ldmatrixX4Trans(vb, v + swz<D>(kw + (mi & 1) * 8 + ri, 2 * dp + (mi >> 1)));
+      mmaBf16(o[2 * dp], pa, vb[0], vb[1]);
+      mmaBf16(o[2 * dp + 1], pa, vb[2], vb[3]);
+    }
+    __syncthreads();  // the next iteration's load overwrites a stage read here
+  }
+  cpAsyncWait<0>();  // (only empty groups can be pending)
+
+  // Merge the 4 warps' states: O as [warp][16][D] floats, then (m, l) as [warp][16][2].
+  float* sO = reinterpret_cast<float*>(sKV);
+  float* sML = sO + Tr::kWarps * 16 * D;
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const int r = lane / 4 + 8 * h;
+    float sum = l[h];
+    sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+    sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+    if (t4 == 0) {
+      sML[(warp * 16 + r) * 2] = m[h];
+      sML[(warp * 16 + r) * 2 + 1] = sum;
+    }
+#pragma unroll
+    for (int i = 0; i < D / 8; ++i) {
+      sO[(warp * 16 + r) * D + i * 8 + t4 * 2] = o[i][2 * h];
+      sO[(warp * 16 + r) * D + i * 8 + t4 * 2 + 1] = o[i][2 * h + 1];
+    }
+  }
+  __syncthreads();
+  for (int e = tid; e < HC * D; e += Tr::kThreads) {
+    const int r = e / D, d = e % D;
+    float M = -INFINITY;
+#pragma unroll
+    for (int w = 0; w < Tr::kWarps; ++w) M = fmaxf(M, sML[(w * 16 + r) * 2]);
+    float L = 0.f, acc = 0.f;
+    if (M != -INFINITY) {
+#pragma unroll
+      for (int w = 0; w < Tr::kWarps; ++w) {
+        const float mw = sML[(w * 16 + r) * 2];
+        const float f = mw == -INFINITY ? 0.f : exp2f(mw - M);
+        L += f * sML[(w * 16 + r) * 2 + 1];
+        acc += f * sO[(w * 16 + r) * D + d];
+      }
+    }
+    const float val = L > 0.f ? acc / L : 0.f;
+    if (splits == 1) {
+      static_cast<bf16*>(a.out)[(rowHead + r) * D + d] = fromF<bf16>(val);
+    } else {
+      partO[((rowHead + r) * splits + sp) * D + d] = val;
+      if (d == 0) partLse[(rowHead + r) * splits + sp] = L > 0.f ? M * kLn2 + logf(L) : -INFINITY;
+    }
+  }
+}
+
+template <int D>
+void launch(const Ctx& c, const AttnArgs& a, int splits, int chunk, float* partO, float* partLse) {
+  const int G = a.numHeads / a.numKvHeads;
+  int HC = 1;
+  for (int d = 1; d <= G && d <= 16; ++d)
+    if (G % d == 0) HC = d;
+  check(cudaFuncSetAttribute(decodeMmaKernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                             int(DecMma<D>::smem)), "attention (decode)");
+  const dim3 grid(unsigned(splits), unsigned(a.numHeads / HC), unsigned(a.numTokens));
+  decodeMmaKernel<D><<<grid, DecMma<D>::kThreads, DecMma<D>::smem, c.stream>>>(
+      a, HC, splits, chunk, partO, partLse, c.err);
+  checkLaunch("attention (decode)");
+}
+
+}  // namespace
+
+template <int D>
+int blocksPerSM() {
+  static int n = 0;  // per process: one device kind
+  if (n == 0) {
+    check(cudaFuncSetAttribute(decodeMmaKernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                               int(DecMma<D>::smem)), "attention (decode)");
+    check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, decodeMmaKernel<D>, DecMma<D>::kThreads,
+                                                        DecMma<D>::smem), "attention (decode)");
+    n = n < 1 ? 1 : n;
+  }
+  return n;
+}
+
+int decodeMmaBlocksPerSM(int D) {
+  return D == 64 ? blocksPerSM<64>() : D == 128 ? blocksPerSM<128>() : blocksPerSM<256>();
+}
+
+size_t decodeMmaSmem(int D) {
+  return D == 64 ? DecMma<64>::smem : D == 128 ? DecMma<128>::smem : DecMma<256>::smem;
+}
+
+void attentionDecodeMma(const Ctx& c, const AttnArgs& a, int splits, int chunk, float* partO,
+                        float* partLse) {
+  if (a.kDim == 64) launch<64>(c, a, splits, chunk, partO, partLse);
+  else if (a.kDim == 128) launch<128>(c, a, splits, chunk, partO, partLse);
+  else launch<256>(c, a, splits, chunk, partO, partLse);
+}
+
+}  // namespace cuda
+}  // namespace mixattn

@@ -1,0 +1,80 @@
+/** A server on a fixture model (loopback, port 0), the official client, and a raw SSE reader. */
+import OpenAI from 'openai';
+import { loadModel, type LoadModelOptions, type Model } from '../../lib/api/index.js';
+import { startServer, type MixattnServer, type ServerOptions } from '../../lib/server/index.js';
+import { fixture } from '../api/helpers.js';
+
+export { fixture };
+
+export const MODEL_NAME = 'tiny-llama3';
+
+export async function serveFixture(
+  name = 'llama3',
+  opts: Partial<ServerOptions> = {},
+  load: LoadModelOptions = {},
+): Promise<{ server: MixattnServer; model: Model }> {
+  const model = await loadModel(fixture(name), { threads: 2, ...load });
+  const server = await startServer({ model, servedModelName: MODEL_NAME, log: () => {}, ...opts }, { port: 0 });
+  return { server, model };
+}
+
+/** The official client against the server; no retries, so every error surfaces as it came. */
+export function client(server: MixattnServer, apiKey = 'unused'): OpenAI {
+  return new OpenAI({ baseURL: `${server.url}/v1`, apiKey, maxRetries: 0, timeout: 30_000 });
+}
+
+/** Polls `cond` every 5 ms until it holds or `ms` pass; returns whether it held. */
+export async function until(cond: () => boolean, ms = 5000): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (cond()) return true;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  return cond();
+}
+
+export interface RawStream {
+  status: number;
+  /** Every `data:` payload in order, `[DONE]` included as the string. */
+  events: (Record<string, unknown> | '[DONE]')[];
+  /** The stream was cut by our abort before it ended. */
+  aborted: boolean;
+}
+
+/**
+ * POSTs a streaming request with fetch and parses the SSE frames itself (to check the exact
+ * framing: `data: ...` events separated by blank lines, ending with `data: [DONE]`).
+ * `onEvent` may abort the request through `ac`.
+ */
+export async function rawStream(
+  url: string,
+  body: unknown,
+  ac = new AbortController(),
+  onEvent?: (n: number) => void,
+): Promise<RawStream> {
+  const out: RawStream = { status: 0, events: [], aborted: false };
+  try {
+    const res = await fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body), signal: ac.signal });
+    out.status = res.status;
+    if (!res.body) return out;
+    const decoder = new TextDecoder();
+    let buf = '';
+    for await (const part of res.body as AsyncIterable<Uint8Array>) {
+      buf += decoder.decode(part, { stream: true });
+      let i: number;
+      while ((i = buf.indexOf('\n\n')) >= 0) {
+        const frame = buf.slice(0, i);
+        buf = buf.slice(i + 2);
+        if (!frame.startsWith('data: ')) throw new Error(`bad SSE frame: ${JSON.stringify(frame)}`);
+        const data = frame.slice(6);
+        out.events.push(data === '[DONE]' ? '[DONE]' : (JSON.parse(data) as Record<string, unknown>));
+        onEvent?.(out.events.length);
+      }
+    }
+    if (buf !== '') throw new Error(`trailing bytes after the last SSE frame: ${JSON.stringify(buf)}`);
+  } catch (e) {
+    if (!ac.signal.aborted) throw e;
+    out.aborted = true;
+  }
+  return out;
+}
