@@ -1,5 +1,5 @@
 /**
- * An async queue between the step loop (push) and a generate() iterator (next): ends after
+ * An async queue between the scheduler (push) and a generate() iterator (next): ends after
  * close(), or with the error given to fail(). Several pending next() calls are served in order.
  */
 interface Waiter<T> {

@@ -8,10 +8,10 @@ import { Model } from './model.js';
 import type { LoadModelOptions } from './types.js';
 
 export async function loadModel(dir: string, options: LoadModelOptions = {}): Promise<Model> {
-  const { plan, backend, threads, kvBudgetBytes, kvDtype, onProgress, prefillChunk, maxBatchTokens, maxRunningSequences } = options;
+  const { plan, backend, threads, kvBudgetBytes, kvDtype, prefixCache, onProgress, prefillChunk, maxBatchTokens, maxRunningSequences } = options;
   const md = await readModelDir(dir);
   const tokenizer = md.hasTokenizer ? await Tokenizer.fromDir(dir) : undefined;
-  const engine = await loadEngine(md, { plan, backend, threads, kvBudgetBytes, kvDtype, onProgress });
+  const engine = await loadEngine(md, { plan, backend, threads, kvBudgetBytes, kvDtype, prefixCache, onProgress });
   try {
     const limits = { prefillChunk, maxBatchTokens, maxRunningSequences };
     return new Model(engine, { tokenizer, generation: md.generation, ...limits, dir: md.dir, architecture: md.architecture });

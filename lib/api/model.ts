@@ -95,7 +95,7 @@ export class Model implements Disposable, AsyncDisposable {
     const V = this.config.vocabSize;
     const params = resolveParams(options, this.samplingDefaults, V, this.tokenizer !== undefined);
     const ids = promptIds(input, this.tokenizer, V, options);
-    const fit = fitToKv(this.engine.layout, this.engine.blocks.numPages, ids.length, params.maxTokens, this.scheduler.limits.prefillChunk);
+    const fit = fitToKv(this.engine.layout, this.engine.blocks.numPages, ids.length, params.maxTokens);
     const req = new Request({
       promptIds: ids,
       params: { ...params, maxTokens: fit.maxTokens },

@@ -68,27 +68,22 @@ export function stopIds(p: ResolvedSamplingParams, eos: Iterable<number>): Set<n
   return ids;
 }
 
-/** Most pages a sequence holds growing to n tokens (prefill chunks, then one token per step). */
-export function reservationPages(layout: KvLayout, n: number, prefillChunk: number): number {
-  return Math.max(pagesPerSequence(layout, n, prefillChunk), pagesPerSequence(layout, n, 1));
-}
-
 /**
  * maxTokens lowered, if needed, so that prompt + output fits the KV pool on its own, and the
- * pages that takes. Throws when even the prompt does not fit. The scheduler needs no more:
- * it admits by the pages of the next step and preempts when the pool runs short, so a
- * request that fits alone always finishes (the scheduler shortens a chunk rather than fail
- * a request running alone).
+ * pages that takes at its peak. Throws when even the prompt does not fit. Growth token by
+ * token is the measure: a request alone in a tight pool has its prefill chunks shortened by
+ * the scheduler until they fit, so every position it writes needs at most what one decode
+ * step there needs. Beside other requests the scheduler admits by the next step's pages and
+ * preempts the newest when the pool runs short, so a request that fits alone always finishes.
  */
 export function fitToKv(
   layout: KvLayout,
   numPages: number,
   promptLen: number,
   maxTokens: number,
-  prefillChunk: number,
 ): { maxTokens: number; pages: number } {
   // n generated tokens write promptLen + n - 1 positions (the last one is never fed back).
-  const pagesFor = (n: number) => reservationPages(layout, promptLen + n - 1, prefillChunk);
+  const pagesFor = (n: number) => pagesPerSequence(layout, promptLen + n - 1, 1);
   const need = pagesFor(1);
   if (need > numPages) {
     throw new RangeError(

@@ -78,6 +78,8 @@ export interface LoadModelOptions {
   /** KV pool size in bytes (256 MiB unless given). */
   readonly kvBudgetBytes?: number;
   readonly kvDtype?: NativeDType;
+  /** Reuse the KV blocks of shared prompt prefixes across requests (true unless given). */
+  readonly prefixCache?: boolean;
   /** Most prompt tokens of one sequence per step: long prompts are prefilled in chunks beside the decodes (512 unless given). */
   readonly prefillChunk?: number;
   /** Most tokens one step runs, decodes and prefill chunks together (2048 unless given). */

@@ -60,6 +60,7 @@ export class KvBlockManager {
     this.windows = Int32Array.from(layout.classes, (c) => c.window);
     this.ppb = Int32Array.from(layout.classes, (c) => c.pagesPerBlock);
     this.pool = new BlockPool(numPages, this.blockSize, this.ppb, opts.prefixCache ?? true);
+    if (opts.hashSeed !== undefined) checkInt('hashSeed', opts.hashSeed, 0, 0xffffffff);
     const seed = opts.hashSeed ?? randomInt(0x100000000);
     this.prefix = new PrefixCache(this.pool, this.windows, this.ppb, this.blockSize, seed);
     this.ops = new SeqBlocks(this.pool, this.windows, this.ppb, this.blockSize);

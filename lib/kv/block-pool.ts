@@ -223,7 +223,7 @@ export class BlockPool {
   private freeBlock(head: number): void {
     const c = this.headClass[head];
     if (this.caching && this.key[head] !== NONE) {
-      //x
+      if (this.inMap[head] === 1) this.maps[c].delete(this.key[head]);
       this.inMap[head] = 0;
       this.key[head] = NONE;
     }

@@ -13,4 +13,4 @@ export {
   type SchedulerEngine,
   type SchedulerLimits,
 } from './types.js';
-export { LATENCY_BUCKETS_S, type ClassUsage, type HistogramSnapshot, type SchedulerMetrics } from './metrics.js';
+export { ITL_BUCKETS_S, LATENCY_BUCKETS_S, type ClassUsage, type HistogramSnapshot, type SchedulerMetrics } from './metrics.js';

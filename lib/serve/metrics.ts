@@ -9,6 +9,9 @@ import type { EndReason } from './types.js';
 /** Upper bounds (seconds) of the latency histograms; +Inf is implied by `count`. */
 export const LATENCY_BUCKETS_S: readonly number[] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
 
+/** Finer bounds for the time between tokens. */
+export const ITL_BUCKETS_S: readonly number[] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1, 2.5];
+
 export interface HistogramSnapshot {
   /** Upper bounds in seconds. */
   readonly buckets: readonly number[];
@@ -117,8 +120,12 @@ export interface SchedulerMetrics {
   readonly finished: Readonly<Record<EndReason, number>>;
   /** Prefix caching: prompt tokens of admitted sequences, and those found cached (not computed). */
   readonly prefixCache: { readonly enabled: boolean; readonly queries: number; readonly queryTokens: number; readonly hitTokens: number };
+  /** Arrival to first admission (waiting in the queue), seconds. */
+  readonly queueTime: HistogramSnapshot;
   /** Arrival to first generated token, seconds. */
   readonly timeToFirstToken: HistogramSnapshot;
+  /** Between consecutive tokens of a request (recomputation after a preemption included), seconds. */
+  readonly interTokenLatency: HistogramSnapshot;
   /** Arrival to end, seconds, for requests that finished with stop or length. */
   readonly requestLatency: HistogramSnapshot;
 }
@@ -127,7 +134,9 @@ export interface SchedulerMetrics {
 export class MetricsRecorder {
   readonly prompt: RateWindow;
   readonly generation: RateWindow;
+  readonly queue = new Histogram();
   readonly ttft = new Histogram();
+  readonly itl = new Histogram(ITL_BUCKETS_S);
   readonly latency = new Histogram();
   requests = 0;
   promptTokens = 0;

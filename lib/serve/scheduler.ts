@@ -56,7 +56,9 @@ export class Scheduler {
       onAdmit: (r) => {
         if (r.started) return;
         r.started = true;
-        r.client.onStart?.(performance.now());
+        const now = performance.now();
+        this.recorder.queue.observe((now - r.arrivedAt) / 1000);
+        r.client.onStart?.(now);
       },
       onPreempt: () => this.recorder.preemptions++,
       fail: (r, e) => this.end(r, { reason: 'error', error: e }),
@@ -77,6 +79,7 @@ export class Scheduler {
     if (!this.looping) {
       this.looping = true;
       this.loop = this.run();
+      this.loop.catch(() => {}); // every request has heard of the error; idle() still rejects with it
     }
     return r;
   }
@@ -115,7 +118,9 @@ export class Scheduler {
       },
       finished: { ...m.finished },
       prefixCache: { enabled: pc.enabled, queries: pc.queries, queryTokens: pc.queryTokens, hitTokens: pc.hitTokens },
+      queueTime: m.queue.snapshot(),
       timeToFirstToken: m.ttft.snapshot(),
+      interTokenLatency: m.itl.snapshot(),
       requestLatency: m.latency.snapshot(),
     };
   }
@@ -131,6 +136,13 @@ export class Scheduler {
     try {
       await null; // requests submitted in the same tick join the first step together
       while (this.size > 0) await this.step();
+    } catch (e) {
+      // A bug (or a throwing onStep hook): end everything rather than leave streams hanging.
+      for (const r of [...this.running, ...this.waiting]) {
+        r.inStep = false;
+        this.end(r, { reason: 'error', error: e });
+      }
+      throw e;
     } finally {
       this.looping = false;
     }
@@ -182,10 +194,9 @@ export class Scheduler {
       return false;
     }
     r.tokens.push(next.token);
-    if (r.firstTokenAt < 0) {
-      r.firstTokenAt = now;
-      this.recorder.ttft.observe((now - r.arrivedAt) / 1000);
-    }
+    if (r.lastTokenAt < 0) this.recorder.ttft.observe((now - r.arrivedAt) / 1000);
+    else this.recorder.itl.observe((now - r.lastTokenAt) / 1000);
+    r.lastTokenAt = now;
     if (next.finish) this.end(r, { reason: next.finish }, now);
     return true;
   }

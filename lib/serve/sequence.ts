@@ -25,7 +25,8 @@ export class ScheduledRequest implements RequestHandle {
   /** cancel() came while inStep: it ends right after the step. */
   cancelPending = false;
   started = false;
-  firstTokenAt = -1;
+  /** When the last token was sampled (-1 before the first). */
+  lastTokenAt = -1;
   preemptions = 0;
 
   constructor(

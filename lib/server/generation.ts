@@ -103,6 +103,8 @@ export async function serveGeneration(ctx: HandlerContext, g: GenerationRequest,
   // A response that closes before it ended means the client went away: stop generating, free its KV blocks now.
   const onClose = () => ticket.abort('client');
   res.once('close', onClose);
+  // It may have gone already (while the request waited to be parsed): then 'close' has fired.
+  if (res.destroyed || !res.socket || res.socket.destroyed) onClose();
   const sse = g.params.stream ? new SseWriter(res) : undefined;
   let firstToken = true;
   let text = '';

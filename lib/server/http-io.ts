@@ -25,6 +25,8 @@ export async function readJsonBody(req: IncomingMessage, limit: number): Promise
     req.on('data', onData);
     req.once('end', () => resolve(Buffer.concat(parts).toString('utf8')));
     req.once('error', reject);
+    // A client gone before the end of its body: nothing will answer it; settle so nothing waits forever.
+    req.once('close', () => reject(new ApiError(400, 'The request body ended early.', 'invalid_request_error', null, 'incomplete_body')));
   });
   let body: unknown;
   try {

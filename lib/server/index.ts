@@ -2,4 +2,3 @@
 export { MixattnServer, startServer } from './server.js';
 export { DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_QUEUE, DEFAULT_SHUTDOWN_GRACE_MS, type ServerOptions, type ResolvedServerOptions } from './options.js';
 export { ApiError, type ErrorBody } from './errors.js';
-export { engineStats, type EngineStats, type KvClassStats } from './engine-stats.js';

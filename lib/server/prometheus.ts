@@ -82,9 +82,9 @@ export class Histogram {
   }
 }
 
-/** A gauge family computed when scraped. */
-export function gaugeText(name: string, help: string, samples: readonly { labels?: Labels; value: number }[]): string {
-  let out = header(name, help, 'gauge');
+/** A family whose values are read when scraped (gauges, or totals kept elsewhere as counters). */
+export function scrapedText(name: string, help: string, type: 'gauge' | 'counter', samples: readonly { labels?: Labels; value: number }[]): string {
+  let out = header(name, help, type);
   for (const s of samples) out += `${name}${labelText(s.labels ?? {})} ${num(s.value)}\n`;
   return out;
 }

@@ -19,7 +19,6 @@ import type { Model } from '../api/index.js';
 import { handleChat } from './chat.js';
 import { handleCompletions } from './completions.js';
 import type { HandlerContext, Ticket } from './context.js';
-import { engineStats } from './engine-stats.js';
 import { ApiError, badKey, internalError, methodNotAllowed, queueFull, shuttingDown, unknownModel, unknownRoute } from './errors.js';
 import { readJsonBody, sendError, sendJson } from './http-io.js';
 import { TokenTexts } from './logprobs.js';
@@ -85,7 +84,7 @@ export class MixattnServer {
       '/health': { GET: (_q, res) => (this.closing ? sendError(res, shuttingDown()) : sendJson(res, 200, { status: 'ok' })) },
       '/metrics': {
         GET: (_q, res) => {
-          const stats = model.disposed ? undefined : engineStats(model, this.tickets.size);
+          const stats = model.disposed ? undefined : model.scheduler.metrics();
           const text = this.metrics.render(this.httpInFlight, stats);
           res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8', 'Content-Length': Buffer.byteLength(text) });
           res.end(text);
@@ -112,6 +111,11 @@ export class MixattnServer {
     return this.bound;
   }
 
+  /** HTTP requests being handled now. */
+  get requestsInFlight(): number {
+    return this.httpInFlight;
+  }
+
   /** Generations admitted and not yet ended. */
   get activeGenerations(): number {
     return this.tickets.size;
@@ -130,7 +134,8 @@ export class MixattnServer {
 
   private admit(): Ticket {
     if (this.closing) throw shuttingDown();
-    const { waiting } = engineStats(this.model, this.tickets.size);
+    // Exact: generate() submits to the scheduler synchronously after admission, so every admitted request is counted.
+    const { waiting } = this.model.scheduler.metrics();
     if (waiting >= this.options.maxQueue) throw queueFull(waiting);
     return this.tickets.issue();
   }

@@ -73,35 +73,52 @@ class Model {
     }
   }
 
-  /** Longest prefix (blocks) that the content of the live and cached pages could serve. */
-  upperBound(prompt: readonly number[], salt: number): number {
+  /**
+   * Bounds on the hit, in blocks. Upper: the longest prefix that the content of live and
+   * cached pages could serve. Lower: the same, counting only blocks surely in the key map —
+   * cached ones, and live ones shared by two or more sequences (which came from the map).
+   */
+  bounds(prompt: readonly number[], salt: number): [number, number] {
     const B = this.layout.blockSize;
-    const have = new Set<string>();
-    const strs = prefixStrings(prompt);
+    const all = new Set<string>();
+    const sure = new Set<string>();
     const cached = new Set(this.kv.pageIds().cached);
-    for (const [page, label] of this.content) if (cached.has(page)) have.add(label);
-    for (const s of this.live) for (const [, , pages] of this.held(s)) for (const p of pages) have.add(this.content.get(p) ?? '');
-    for (let n = prompt.length > 0 ? Math.floor((prompt.length - 1) / B) : 0; n > 0; n--) {
-      const ok = this.layout.classes.every((c) => {
-        for (let b = Math.min(n, firstLiveBlock(c.window, B, n * B)); b < n; b++) {
-          if (!have.has(this.label(c.id, salt, strs[(b + 1) * B]))) return false;
+    for (const [page, label] of this.content) if (cached.has(page)) all.add(label), sure.add(label);
+    for (const s of this.live) {
+      for (const [c, b, pages] of this.held(s)) {
+        const shared = this.kv.blockRefCount(s.id, c, b) > 1;
+        for (const p of pages) {
+          all.add(this.content.get(p) ?? '');
+          if (shared) sure.add(this.content.get(p) ?? '');
         }
-        return true;
-      });
-      if (ok) return n;
+      }
     }
-    return 0;
+    const strs = prefixStrings(prompt);
+    const longest = (have: Set<string>): number => {
+      for (let n = prompt.length > 0 ? Math.floor((prompt.length - 1) / B) : 0; n > 0; n--) {
+        const ok = this.layout.classes.every((c) => {
+          for (let b = Math.min(n, firstLiveBlock(c.window, B, n * B)); b < n; b++) {
+            if (!have.has(this.label(c.id, salt, strs[(b + 1) * B]))) return false;
+          }
+          return true;
+        });
+        if (ok) return n;
+      }
+      return 0;
+    };
+    return [longest(sure), longest(all)];
   }
 
   add(op: Extract<Op, { t: 'add' }>): Seq {
     const prompt = [...this.bases[op.base].slice(0, op.len), ...op.tail];
-    const bound = this.upperBound(prompt, op.salt);
+    const [lower, upper] = this.bounds(prompt, op.salt);
     const id = this.kv.addSequence(op.prompt ? { promptTokens: prompt, salt: op.salt } : { salt: op.salt });
     const cached = this.kv.length(id);
     const B = this.layout.blockSize;
     expect(cached % B).toBe(0);
     expect(cached).toBeLessThanOrEqual(Math.max(0, prompt.length - 1));
-    expect(cached).toBeLessThanOrEqual(bound * B);
+    expect(cached).toBeLessThanOrEqual(upper * B);
+    if (op.prompt) expect(cached).toBeGreaterThanOrEqual(lower * B);
     const tokens = prompt.slice(0, cached);
     const s = { id, prompt: op.prompt ? prompt : [], salt: op.salt, tokens, prefixes: prefixStrings(tokens), reservedEnd: cached };
     this.live.push(s);

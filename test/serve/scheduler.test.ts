@@ -212,6 +212,8 @@ describe('scheduler policies (simulated engine)', () => {
     expect(m.timeToFirstToken.counts.at(-1)).toBe(3); // every one under the last bound
     expect(m.timeToFirstToken.sum).toBeGreaterThan(0);
     expect(m.requestLatency.count).toBe(3);
+    expect(m.queueTime.count).toBe(3);
+    expect(m.interTokenLatency.count).toBe(45 - 3);
   });
 
   it('rejects invalid limits and empty prompts', () => {

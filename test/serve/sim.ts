@@ -78,7 +78,7 @@ export class SimEngine implements SchedulerEngine {
       const h = this.history.get(e.seq)!;
       if (h.length !== this.blocks.length(e.seq)) throw new Error(`sim: history of seq ${e.seq} out of step with its KV length`);
       for (let i = 0; i < e.tokens.length; i++) h.push(e.tokens[i]);
-      this.blocks.commit(e.seq, e.tokens.length);
+      this.blocks.commit(e.seq, e.tokens.length, e.tokens); // as Engine.step: full blocks are published
       const row = new Float32Array(SIM_VOCAB);
       row[simNext(h)] = 1;
       return row;

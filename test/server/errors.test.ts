@@ -69,8 +69,8 @@ describe('errors in OpenAI JSON with the right status', () => {
     for (const [extra, param] of cases) {
       const e = await openai.chat.completions.create({ model: MODEL_NAME, messages, max_tokens: 4, ...extra } as never).catch((x: unknown) => x);
       expect(e, JSON.stringify(extra)).toBeInstanceOf(OpenAI.BadRequestError);
-      expect((e as OpenAI.BadRequestError).param, JSON.stringify(extra)).toBe(param);
-      expect((e as OpenAI.BadRequestError).message).toContain(param.replace(/\[.*$/, ''));
+      expect((e as InstanceType<typeof OpenAI.BadRequestError>).param, JSON.stringify(extra)).toBe(param);
+      expect((e as InstanceType<typeof OpenAI.BadRequestError>).message).toContain(param.replace(/\[.*$/, ''));
     }
     const c = await openai.completions.create({ model: MODEL_NAME, prompt: 'x', logprobs: 21 }).catch((x: unknown) => x);
     expect(c).toMatchObject({ status: 400, param: 'logprobs' });

@@ -83,9 +83,12 @@ describe('queue, health, metrics, shutdown', () => {
     expect(m.get('mixattn_generation_tokens_total')).toBe(18);
     expect(m.get('mixattn_generations_finished_total{reason="length"}')).toBe(3);
     expect(m.get('mixattn_kv_pages_total')).toBe(model.engine.blocks.numPages);
-    expect(m.get('mixattn_kv_pages_free')).toBe(model.engine.blocks.numPages);
-    expect(m.get('mixattn_kv_pages_used{class="0",retention="global",window="0"}')).toBe(0);
+    expect(m.get('mixattn_kv_pages_used')).toBe(0);
+    expect(m.get('mixattn_kv_pages_free')! + m.get('mixattn_kv_pages_cached')!).toBe(model.engine.blocks.numPages);
+    expect(m.get('mixattn_kv_class_pages_used{class="0",window="0"}')).toBe(0);
     expect(m.get('mixattn_sequences_running')).toBe(0);
+    expect(m.get('mixattn_scheduler_steps_total')).toBeGreaterThan(0);
+    expect(m.get('mixattn_tokens_per_second{kind="generation"}')).toBeGreaterThan(0);
     await server.close();
   });
 
