@@ -7,8 +7,8 @@
 import type { KvBlockManager } from '../kv/block-manager.js';
 
 export type StartResult =
-  /** Started: `cached` leading tokens are in the cache; the first step feeds n tokens taking `need` pages. */
-  | { readonly kind: 'started'; readonly seq: number; readonly cached: number; readonly n: number; readonly need: number }
+  /** Started: `cached` leading tokens are in the cache; the first step's n tokens are reserved. */
+  | { readonly kind: 'started'; readonly seq: number; readonly cached: number; readonly n: number }
   /** Not now: the first step does not fit beside what is running. */
   | { readonly kind: 'wait' }
   /** Not even one token fits (with `shrink`): `need1` pages for one token. */
@@ -35,36 +35,45 @@ export class KvPool {
     return this.blocks.pagesNeeded(seq, k);
   }
 
+  /**
+   * Reserves the step's k tokens now, while planning: exact whatever the other sequences of
+   * the step do (a prefix hit admitted later may share, and so keep, a block an earlier one
+   * returns), and Engine.step's own reservation of the same tokens then takes nothing.
+   */
+  tryReserve(seq: number, k: number): boolean {
+    return this.blocks.tryReserve(seq, k);
+  }
+
   release(seq: number): void {
     this.blocks.release(seq);
   }
 
   /**
-   * Starts a sequence for `tokens` whose first step feeds up to maxN tokens (from its cached
-   * prefix on) within `avail(...)` pages; with `shrink`, a shorter first step is taken rather
-   * than none. When the step certainly does not fit, the cache is not touched: adding the
+   * Starts a sequence for `tokens` and reserves its first step, up to maxN tokens from its
+   * cached prefix on, leaving `keep` pages available; with `shrink`, a shorter first step is
+   * taken rather than none. When the step certainly does not fit, the cache is not touched: adding the
    * sequence would retain its hit blocks and count as a prefix-cache query every step the
    * request waits. The certain test counts only the blocks past the hit; between it and the
    * exact count (hit blocks already in use by others cost nothing) the sequence is added,
    * measured exactly and released if short.
    */
-  tryStart(tokens: readonly number[], maxN: number, avail: () => number, shrink: boolean): StartResult {
+  tryStart(tokens: readonly number[], maxN: number, keep: number, shrink: boolean): StartResult {
+    const avail = () => this.available() - keep;
     const hit = this.blocks.prefixCaching ? this.blocks.matchPrefix(tokens) : 0;
     if (!shrink && this.pagesPastHit(hit, Math.min(maxN, tokens.length - hit)) > avail()) return { kind: 'wait' };
     const seq = this.blocks.addSequence({ promptTokens: tokens });
     const cached = this.blocks.length(seq);
     let n = Math.min(maxN, tokens.length - cached);
-    let need = this.pagesNeeded(seq, n);
-    if (need > avail()) {
+    if (this.pagesNeeded(seq, n) > avail()) {
       n = shrink ? this.largestFitting(seq, n, avail()) : 0;
       if (n === 0) {
         const need1 = this.pagesNeeded(seq, 1);
         this.release(seq);
         return shrink ? { kind: 'never', cached, need1 } : { kind: 'wait' };
       }
-      need = this.pagesNeeded(seq, n);
     }
-    return { kind: 'started', seq, cached, n, need };
+    this.blocks.reserve(seq, n); // fits (checked just above)
+    return { kind: 'started', seq, cached, n };
   }
 
   /** Most tokens in [1, n] whose pages fit in `avail` (pagesNeeded grows with k), or 0. */

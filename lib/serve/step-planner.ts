@@ -7,9 +7,9 @@
  *   recomputation) feeds up to `prefillChunk` tokens, from the budget left after every
  *   decode not yet visited, so long prompts never push decodes out of a step. The first
  *   request visited always gets at least one token, so the oldest always progresses.
- * - Memory is checked with the block manager's own count (pagesNeeded per sequence summed:
- *   exactly what tryReserveBatch accepts), for this step only, not the worst case of the
- *   whole generation. When a request's tokens do not fit, the newest running request is
+ * - Memory is the block manager's own: each entry's tokens are reserved as it is planned
+ *   (for this step only, not the worst case of the whole generation), so the step cannot
+ *   meet a full pool. When a request's tokens do not fit, the newest running request is
  *   preempted (blocks released, recomputed later) until they do; a request with no newer
  *   one to preempt takes a shorter chunk, or is itself preempted, or, when it is the only
  *   one running, fails: it can never fit.
@@ -49,14 +49,14 @@ export class StepPlanner {
 
   plan(): StepPlan {
     const plan: StepPlan = { entries: [], reqs: [], prefillTokens: 0 };
-    const budget = { left: this.limits.maxBatchTokens, pages: 0 };
+    const budget = { left: this.limits.maxBatchTokens };
     const short = this.planRunning(plan, budget);
     if (!short) this.admit(plan, budget);
     return plan;
   }
 
   /** Schedules the running requests; true when one of them went short of pages. */
-  private planRunning(plan: StepPlan, budget: { left: number; pages: number }): boolean {
+  private planRunning(plan: StepPlan, budget: { left: number }): boolean {
     const running = this.running;
     let short = false;
     let decodesLeft = 0;
@@ -71,44 +71,41 @@ export class StepPlanner {
         if (plan.entries.length > 0) continue; // waits for a step with budget to spare
         n = 1;
       }
-      let need = this.pool.pagesNeeded(r.seq, n);
-      while (need > this.pool.available() - budget.pages && running.length - 1 > i) {
-        const victim = running[running.length - 1];
-        if (victim.remaining === 1) decodesLeft--;
-        this.preempt(victim);
+      while (!this.pool.tryReserve(r.seq, n)) {
         short = true;
-      }
-      const avail = this.pool.available() - budget.pages;
-      if (need > avail) {
-        short = true;
-        n = this.pool.largestFitting(r.seq, n, avail);
-        if (n === 0) {
-          // Nothing newer is left to preempt. Beside older requests, r waits its turn;
-          // alone, its next token needs more than the whole pool: it can never run.
-          if (running.length > 1) this.preempt(r);
-          else this.hooks.fail(r, this.tooLarge(r, r.computed, this.pool.pagesNeeded(r.seq, 1)));
-          i--;
-          continue;
+        if (running.length - 1 > i) {
+          const victim = running[running.length - 1];
+          if (victim.remaining === 1) decodesLeft--;
+          this.preempt(victim);
+        } else {
+          n = this.pool.largestFitting(r.seq, n, this.pool.available());
+          if (n === 0) break;
         }
-        need = this.pool.pagesNeeded(r.seq, n);
+      }
+      if (n === 0) {
+        // Nothing newer is left to preempt. Beside older requests, r waits its turn;
+        // alone, its next token needs more than the whole pool: it can never run.
+        if (running.length > 1) this.preempt(r);
+        else this.hooks.fail(r, this.tooLarge(r, r.computed, this.pool.pagesNeeded(r.seq, 1)));
+        i--;
+        continue;
       }
       this.add(plan, r, n, decode);
-      budget.pages += need;
       budget.left -= n;
     }
     return short;
   }
 
   /** Admits waiting requests from the head while the running limit, the budget and the pages allow. */
-  private admit(plan: StepPlan, budget: { left: number; pages: number }): void {
+  private admit(plan: StepPlan, budget: { left: number }): void {
     while (this.waiting.length > 0 && this.running.length < this.limits.maxRunningSequences && budget.left > 0) {
       const r = this.waiting[0];
       // Beside running requests the head waits for pages (nobody overtakes it); alone it
       // takes a shorter chunk, and fails only if not even one token fits an empty pool.
       const alone = this.running.length === 0;
-      const keep = budget.pages + (alone ? 0 : this.limits.admissionWatermarkPages);
+      const keep = alone ? 0 : this.limits.admissionWatermarkPages;
       const maxN = Math.min(this.limits.prefillChunk, budget.left);
-      const s = this.pool.tryStart(r.tokens, maxN, () => this.pool.available() - keep, alone);
+      const s = this.pool.tryStart(r.tokens, maxN, keep, alone);
       if (s.kind === 'wait') return;
       if (s.kind === 'never') {
         this.hooks.fail(r, this.tooLarge(r, s.cached, s.need1));
@@ -121,7 +118,6 @@ export class StepPlanner {
       insertByArrival(this.running, r);
       this.hooks.onAdmit(r);
       this.add(plan, r, s.n, false);
-      budget.pages += s.need;
       budget.left -= s.n;
     }
   }

@@ -119,7 +119,7 @@ export async function serveGeneration(ctx: HandlerContext, g: GenerationRequest,
         firstToken = false;
         metrics.ttft.observe((performance.now() - g.arrivedAt) / 1000);
       }
-      if (c.finishReason === undefined || c.finishReason !== 'abort') {
+      if (c.finishReason !== 'abort') {
         if (sse) {
           const d = shapes.delta(c.text, c.logprobs);
           if (d !== undefined) sse.send(d);

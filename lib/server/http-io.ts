@@ -66,6 +66,7 @@ export class SseWriter {
   constructor(private readonly res: ServerResponse) {}
 
   open(headers: Record<string, string> = {}): void {
+    if (this.gone) return;
     this.res.writeHead(200, {
       'Content-Type': 'text/event-stream; charset=utf-8',
       'Cache-Control': 'no-cache',

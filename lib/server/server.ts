@@ -152,10 +152,15 @@ export class MixattnServer {
     const model = /^\/v1\/models\/(.+)$/.exec(path);
     if (model) {
       if (method !== 'GET') throw methodNotAllowed(method, path, ['GET']);
-      const name = decodeURIComponent(model[1]);
+      let name = model[1];
+      try {
+        name = decodeURIComponent(name);
+      } catch {
+        // a malformed escape: keep it as sent (it names no model)
+      }
       return (_q, res) => (name === this.options.servedModelName ? sendJson(res, 200, this.modelCard()) : sendError(res, unknownModel(name)));
     }
-    const methods = this.routes[path];
+    const methods = Object.hasOwn(this.routes, path) ? this.routes[path] : undefined;
     if (!methods) throw unknownRoute(method, path);
     const h = methods[method];
     if (!h) throw methodNotAllowed(method, path, Object.keys(methods));
@@ -169,7 +174,7 @@ export class MixattnServer {
     const path = (req.url ?? '/').split('?')[0];
     const method = req.method ?? 'GET';
     // Label by known route only, so random URLs cannot grow the metric's label set.
-    const label = path in this.routes ? path : path.startsWith('/v1/models/') ? '/v1/models/{id}' : 'other';
+    const label = Object.hasOwn(this.routes, path) ? path : path.startsWith('/v1/models/') ? '/v1/models/{id}' : 'other';
     this.httpInFlight++;
     res.once('close', () => {
       this.httpInFlight--;

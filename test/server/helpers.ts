@@ -7,7 +7,7 @@ import { fixture } from '../api/helpers.js';
 
 export { fixture };
 
-export const MODEL_NAME = 'tiny-llama3';
+export const MODEL_NAME = 'tiny';
 
 export async function serveFixture(
   name = 'llama3',

@@ -1,9 +1,11 @@
 /**
  * The load test: 200 concurrent streaming requests (completions and chat, greedy, varied
- * prompts and max_tokens) on the tiny llama3 fixture, a fifth of them aborted at random
+ * prompts and max_tokens) on the tiny MixAttention fixture (sliding-window layers sharing KV
+ * caches, so sliding classes free blocks as they go), a fifth of them aborted at random
  * moments. Every response that was not cut must be complete ([DONE] after the finish reason
  * and usage) and equal to the same request served alone; nothing may fail; every KV page
  * must be back in the pool at the end. Sized for a 2-core CI machine (seconds, not minutes).
+ * LOAD_SEED=n replays another draw; LOAD_FIXTURE=llama3 (any test/fixtures/hf/ model) another model.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Model } from '../../lib/api/index.js';
@@ -92,12 +94,12 @@ describe('load: 200 concurrent streams, a fifth aborted', () => {
   let server: MixattnServer;
   let model: Model;
   beforeAll(async () => {
-    ({ server, model } = await serveFixture('llama3'));
+    ({ server, model } = await serveFixture(process.env.LOAD_FIXTURE ?? 'mixattn'));
   });
   afterAll(() => server.close());
 
   it('every other response is complete and equal to the request served alone; every KV page returns', async () => {
-    const specs = makeSpecs(20240607);
+    const specs = makeSpecs(Number(process.env.LOAD_SEED ?? 20240607));
     // served alone, one at a time
     const alone: Outcome[] = [];
     for (const s of specs) alone.push(outcome(await rawStream(`${server.url}${s.path}`, s.body)));
