@@ -5,7 +5,7 @@
 namespace mixattn {
 CudaProbe probeCuda() {
   CudaProbe p;
-  p.error = "mixattn was built without the CUDA backend (nvcc not found or MIXATTN_CUDA=OFF)";
+  p.error = "mixattn was built without the CUDA backend (no nvcc or cuBLAS at build time, or MIXATTN_CUDA=OFF; see the install log)";
   return p;
 }
 }  // namespace mixattn

@@ -20,7 +20,7 @@ export interface EngineOptions {
   readonly backend?: BackendName;
   /** CPU threads; all cores unless given. */
   readonly threads?: number;
-  /** Storage type of the KV cache; 'f32' on the CPU unless given. */
+  /** Storage type of the KV cache; f32 on the CPU and bf16 on CUDA unless given. */
   readonly kvDtype?: NativeDType;
   /** Tokens per KV block; 16 unless given. */
   readonly blockSize?: number;
@@ -263,7 +263,8 @@ class EngineBuild {
   static begin(config: ModelConfig, plan: LayerPlan, opts: EngineOptions): EngineBuild {
     validatePlan(plan, { headDim: config.headDim });
     const expected = new Map(weightSpecs(config, plan).map((w) => [w.name, w.shape]));
-    const kvDtype = opts.kvDtype ?? 'f32';
+    // bf16 pages on the GPU (the tensor-core attention kernels read bf16); exact f32 on the CPU.
+    const kvDtype = opts.kvDtype ?? (opts.backend === 'cuda' ? 'bf16' : 'f32');
     const layout = kvLayout(plan, {
       numKvHeads: config.numKvHeads,
       headDim: config.headDim,

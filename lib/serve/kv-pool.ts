@@ -51,11 +51,13 @@ export class KvPool {
   /**
    * Starts a sequence for `tokens` and reserves its first step, up to maxN tokens from its
    * cached prefix on, leaving `keep` pages available; with `shrink`, a shorter first step is
-   * taken rather than none. When the step certainly does not fit, the cache is not touched: adding the
-   * sequence would retain its hit blocks and count as a prefix-cache query every step the
-   * request waits. The certain test counts only the blocks past the hit; between it and the
-   * exact count (hit blocks already in use by others cost nothing) the sequence is added,
-   * measured exactly and released if short.
+   * taken rather than none.
+   *
+   * When the step certainly does not fit, the cache is not touched: adding the sequence
+   * would retain its hit blocks and count as a prefix-cache query every step the request
+   * waits. The certain test counts only the blocks past the hit; between it and the exact
+   * count (hit blocks already in use by others cost nothing) the sequence is added, measured
+   * exactly and released if short.
    */
   tryStart(tokens: readonly number[], maxN: number, keep: number, shrink: boolean): StartResult {
     const avail = () => this.available() - keep;
