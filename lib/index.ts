@@ -26,3 +26,7 @@ export * from './kv/index.js';
 // Model directories and tokenizers.
 export { readModelDir, loadEngine, ModelLoadError, progressBar, SUPPORTED_ARCHITECTURES, type ModelDir, type LoadEngineOptions, type GenerationDefaults } from './hf/index.js';
 export { Tokenizer, IncrementalDetokenizer, ChatTemplateError, TokenizerError, type IncrementalDetokenizerOptions } from './tokenizer/index.js';
+
+// Serving: the continuous-batching scheduler and the OpenAI-compatible HTTP server.
+export * from './serve/index.js';
+export * from './server/index.js';
