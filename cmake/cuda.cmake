@@ -72,7 +72,7 @@ if(MIXATTN_HAVE_CUDA)
     get_filename_component(_lt_real "${MIXATTN_CUBLASLT_LIB}" REALPATH)
     target_compile_definitions(mixattn_cuda PRIVATE MIXATTN_CUBLASLT_PATH="${_lt_real}")
   endif()
-  target_link_libraries(mixattn_cuda PUBLIC CUDA::cudart_static ${CMAKE_DL_LIBS})
+  target_link_libraries(mixattn_cuda PUBLIC mixattn_core CUDA::cudart_static ${CMAKE_DL_LIBS})
   target_compile_definitions(mixattn_cuda PUBLIC MIXATTN_WITH_CUDA=1)
   target_link_libraries(${PROJECT_NAME} PRIVATE mixattn_cuda)
   message(STATUS "mixattn: CUDA backend enabled (nvcc ${CMAKE_CUDA_COMPILER_VERSION}, "

@@ -7,50 +7,12 @@
 #include <string>
 #include <vector>
 
+#include "common/rope_freq.h"
 #include "cpu/cpu_ops.h"
 
 namespace mixattn {
 namespace cpu {
 
-namespace {
-
-// inv_freq[i] = theta^(-2i/d), then scaled as HF's rope_init functions do.
-std::vector<double> inverseFrequencies(const RopeParams& p, int headDim) {
-  const double kPi = 3.14159265358979323846;
-  int half = headDim / 2;
-  std::vector<double> inv(static_cast<size_t>(half));
-  for (int i = 0; i < half; ++i) inv[i] = std::pow(double(p.theta), -2.0 * i / headDim);
-  switch (p.scaling) {
-    case RopeScaling::Default:
-      break;
-    case RopeScaling::Linear:
-      for (double& f : inv) f /= p.factor;
-      break;
-    case RopeScaling::Llama3: {
-      // _compute_llama3_parameters: long wavelengths are slowed by `factor`, short ones kept,
-      // the band in between interpolated.
-      double origMax = p.originalMaxPosition;
-      double lowWavelen = origMax / p.lowFreqFactor;
-      double highWavelen = origMax / p.highFreqFactor;
-      for (double& f : inv) {
-        double wavelen = 2 * kPi / f;
-        if (wavelen > lowWavelen) {
-          f = f / p.factor;
-        } else if (wavelen >= highWavelen && p.highFreqFactor != p.lowFreqFactor) {
-          double smooth =
-              (origMax / wavelen - p.lowFreqFactor) / (p.highFreqFactor - p.lowFreqFactor);
-          f = (1 - smooth) * f / p.factor + smooth * f;
-        }
-      }
-      break;
-    }
-    default:
-      throw Error("rope: unknown scaling " + std::to_string(int(p.scaling)));
-  }
-  return inv;
-}
-
-}  // namespace
 
 void rope(ThreadPool& pool, float* x, const int32_t* positions, int T, int heads, int headDim,
           const RopeParams& p) {
@@ -58,7 +20,7 @@ void rope(ThreadPool& pool, float* x, const int32_t* positions, int T, int heads
     throw Error("rope: head dim " + std::to_string(headDim) + " must be positive and even");
   if (!(p.theta > 0) || ((p.scaling != RopeScaling::Default) && !(p.factor > 0)))
     throw Error("rope: theta and factor must be positive");
-  const std::vector<double> inv = inverseFrequencies(p, headDim);
+  const std::vector<double> inv = ropeInverseFrequencies(p, headDim);
   const int half = headDim / 2;
   size_t rowElems = size_t(heads) * headDim;
   pool.parallelFor(size_t(T), [&](size_t b, size_t e) {

@@ -17,12 +17,10 @@
 
 #include "cuda/attention.h"
 #include "cuda/gemm.h"
+#include "common/rope_freq.h"
 #include "cuda/ops.h"
 
 namespace mixattn {
-namespace cuda {
-std::vector<double> ropeInverseFrequencies(const RopeParams& p, int headDim);  // rope_freq.cc
-}
 
 namespace {
 

@@ -1,13 +1,9 @@
-// RoPE inverse frequencies on the host, in double, exactly as the CPU twin computes them
-// (native/cpu/ops_rope.cc): theta^(-2i/d), then HF's linear or llama3 scaling.
+#include "common/rope_freq.h"
+
 #include <cmath>
 #include <string>
-#include <vector>
-
-#include "backend.h"
 
 namespace mixattn {
-namespace cuda {
 
 std::vector<double> ropeInverseFrequencies(const RopeParams& p, int headDim) {
   if (headDim <= 0 || headDim % 2 != 0)
@@ -46,5 +42,4 @@ std::vector<double> ropeInverseFrequencies(const RopeParams& p, int headDim) {
   return inv;
 }
 
-}  // namespace cuda
 }  // namespace mixattn
