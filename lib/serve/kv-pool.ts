@@ -5,6 +5,7 @@
  * block manager keeps its pages.
  */
 import type { KvBlockManager } from '../kv/block-manager.js';
+import { pagesPerSequence } from '../kv/memory-model.js';
 
 export type StartResult =
   /** Started: `cached` leading tokens are in the cache; the first step's n tokens are reserved. */
@@ -76,6 +77,21 @@ export class KvPool {
     }
     this.blocks.reserve(seq, n); // fits (checked just above)
     return { kind: 'started', seq, cached, n };
+  }
+
+  /**
+   * Pages a sequence still needs to grow to `total` tokens in chunks of `chunk`: the memory
+   * model's chunked peak minus the pages it holds now (a new sequence holds none). Admission
+   * counts these so that a prompt is not started when the prompts already running cannot
+   * all finish their prefill: starting it would only get it (or them) preempted and
+   * recomputed later.
+   */
+  pagesToFinish(seq: number | undefined, total: number, chunk: number): number {
+    const peak = pagesPerSequence(this.blocks.layout, total, chunk);
+    if (seq === undefined || seq < 0) return peak;
+    let held = 0;
+    this.blocks.layout.classes.forEach((c) => (held += this.blocks.blocksHeld(seq, c.id) * c.pagesPerBlock));
+    return Math.max(0, peak - held);
   }
 
   /** Most tokens in [1, n] whose pages fit in `avail` (pagesNeeded grows with k), or 0. */

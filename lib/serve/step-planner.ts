@@ -15,7 +15,9 @@
  *   one running, fails: it can never fit.
  * - Waiting requests are admitted in arrival order only (no overtaking: FCFS, so a large
  *   request at the head is never starved by small ones), only in steps where no running
- *   request went short of pages, and leaving a small watermark free for the running decodes.
+ *   request went short of pages, only when every prompt running and the new one can finish
+ *   their prefill in the pages available (otherwise admitting just moves work into
+ *   recomputation), and leaving a small watermark free for the running decodes.
  */
 import type { StepEntry } from '../engine/engine.js';
 import type { KvPool } from './kv-pool.js';
@@ -104,6 +106,9 @@ export class StepPlanner {
       // takes a shorter chunk, and fails only if not even one token fits an empty pool.
       const alone = this.running.length === 0;
       const keep = alone ? 0 : this.limits.admissionWatermarkPages;
+      if (!alone && this.prefillPagesAhead() + this.pool.pagesToFinish(undefined, r.tokens.length, this.limits.prefillChunk) > this.pool.available() - keep) {
+        return;
+      }
       const maxN = Math.min(this.limits.prefillChunk, budget.left);
       const s = this.pool.tryStart(r.tokens, maxN, keep, alone);
       if (s.kind === 'wait') return;
@@ -120,6 +125,15 @@ export class StepPlanner {
       this.add(plan, r, s.n, false);
       budget.left -= s.n;
     }
+  }
+
+  /** Pages the running requests still in their prompt need to finish it. */
+  private prefillPagesAhead(): number {
+    let pages = 0;
+    for (const r of this.running) {
+      if (r.remaining > 1) pages += this.pool.pagesToFinish(r.seq, r.tokens.length, this.limits.prefillChunk);
+    }
+    return pages;
   }
 
   /** Preemption by recomputation: the blocks go back now; the tokens so far become its prompt. */

@@ -87,8 +87,9 @@ describe('scheduler properties (simulated engine)', () => {
       }),
       { numRuns: 300, seed: 20250117 },
     );
-    // The pools are small enough that preemption is exercised, not just allowed.
-    expect(preemptions).toBeGreaterThan(runs);
+    // The pools are small enough that preemption is exercised, not just allowed (admission
+    // waits until running prompts can finish, so preemption comes from decode growth).
+    expect(preemptions).toBeGreaterThan(runs / 3);
     expect(hits).toBeGreaterThan(0);
   });
 

@@ -49,6 +49,18 @@ describe('scheduler policies (simulated engine)', () => {
     expect(res.scheduler.metrics().totals.preemptions).toBeGreaterThan(0);
   });
 
+  it('does not start a prompt beside running ones unless all their prefills can finish: no prefill is thrown away', async () => {
+    const layout = simLayout('standard');
+    // Room for one 64-token prompt and a half: chunk-by-chunk admission would start both,
+    // run out of pages mid-prefill and recompute the second; prompt-aware admission waits.
+    const pages = Math.floor(pagesPerSequence(layout, 64 + 8, 1) * 1.5);
+    const reqs = [0, 1].map((i) => ({ arrival: 0, prompt: promptOf(i, 64), maxTokens: 8 }));
+    const res = await drive(new SimEngine(layout, pages), { admissionWatermarkPages: 0, prefillChunk: 8 }, reqs);
+    res.clients.forEach((c, i) => expect(c.tokens).toEqual(simReference(reqs[i].prompt, 8)));
+    expect(res.maxRunning).toBe(1);
+    expect(res.scheduler.metrics().totals.recomputedTokens).toBe(0);
+  });
+
   it('preempts the newest request, recomputes it later; its client sees every token exactly once', async () => {
     const layout = simLayout('standard', 4);
     const engine = new SimEngine(layout, pagesPerSequence(layout, 40 + 60, 1) + 8);
