@@ -8,6 +8,9 @@ Counting: prefill FLOPs = 4 * dim * heads * (attended (query, key) pairs), so sl
 rates are effective rates over the pairs the window keeps; decode bytes = the K and V bytes
 the step must read (batch * ctx * kvHeads * dim * 2 tensors * 2 bytes).
 
+Our prefill kernel is timed in every configuration it compiles (PREFILL_CONFIGS) besides the
+default, each in its own node process.
+
 Usage: python3 bench/attention.py [--quick]    (needs the addon built with CUDA)
 """
 import datetime
@@ -94,15 +97,31 @@ def peers(s):
     return out
 
 
+# Configurations of the prefill kernel for head dim 128 (native/cuda/attn_prefill_128.cu), each
+# timed on the prefill shapes besides the default ("mixattn"); the others were slower in earlier
+# runs (native/cuda/README.md lists them all).
+PREFILL_CONFIGS = {
+    "prefill:1": "mma.sync, 8 warps x 16 rows (BM 128), BN 64, Q in registers (the default without sm_90a code)",
+    "prefill:6": "wgmma, 1 warpgroup (BM 64), BN 64, Q and P in registers, 3 blocks/SM, no overlap",
+    "prefill:7": "wgmma, 2 warpgroups (BM 128), BN 64, softmax(n) overlapping P.V(n-1), 3 K/V stages (the default on sm_90a)",
+}
+
+
 def ours():
-    r = subprocess.run(["node", str(ROOT / "bench" / "attention.mjs"), json.dumps(SHAPES)], capture_output=True, text=True)
-    if r.returncode != 0:
-        print(r.stderr[-3000:], file=sys.stderr)
-        r.check_returncode()
+    """Our kernels, one node process per configuration (a faulting kernel spoils only its own)."""
+    runs = [(None, SHAPES)] + [(p, [dict(s, path=p) for s in SHAPES if s["kind"] == "prefill"]) for p in PREFILL_CONFIGS]
     res = {}
-    for line in r.stdout.splitlines():
-        d = json.loads(line)
-        res.setdefault(d["name"], {})[d["impl"]] = d["seconds"]
+    for path, shapes in runs:
+        try:
+            r = subprocess.run(["node", str(ROOT / "bench" / "attention.mjs"), json.dumps(shapes)], capture_output=True, text=True, timeout=300)
+        except subprocess.TimeoutExpired:
+            print(f"ours {path or 'default'}: timed out", file=sys.stderr, flush=True)
+            continue
+        for line in r.stdout.splitlines():
+            d = json.loads(line)
+            res.setdefault(d["name"], {})[d["impl"]] = d["seconds"]
+        if r.returncode != 0:
+            print(f"ours {path or 'default'}: exit {r.returncode}: {r.stderr[-1500:]}", file=sys.stderr, flush=True)
     return res
 
 
@@ -124,8 +143,14 @@ def main():
                 r["of_copy_bw"] = w["bytes"] / sec / ceil["copy_bytes_per_s"]
             rows.append(r)
         print(json.dumps(rows[-len(times):]), flush=True)
+    for r in rows:  # prefill: our rate over the peers' on the same shape
+        if "tflops" in r:
+            peer = {x["impl"]: x["tflops"] for x in rows if x["shape"] == r["shape"]}
+            for k in ("sdpa-flash", "flex"):
+                if k in peer and not r["impl"].startswith(k):
+                    r[f"vs_{k}"] = r["tflops"] / peer[k]
     doc = {"device": torch.cuda.get_device_name(0), "date": date, "commit": os.environ.get("MIXATTN_COMMIT", "unknown"),
-           "torch": torch.__version__, "ceilings": ceil, "rows": rows}
+           "torch": torch.__version__, "ceilings": ceil, "prefill_configs": PREFILL_CONFIGS, "rows": rows}
     res = ROOT / "bench" / "results"
     res.mkdir(parents=True, exist_ok=True)
     (res / f"attention-{date}.json").write_text(json.dumps(doc, indent=1) + "\n")
@@ -134,11 +159,13 @@ def main():
           f"cuBLAS bf16 GEMM 8192^3 {ceil['gemm_bf16_flops_per_s'] / 1e12:.0f} TFLOP/s. "
           f"{H} query / {HKV} KV heads, head dim {D}, bf16. Prefill: effective TFLOP/s over attended pairs; "
           "decode: K+V bytes read per second.", "",
-          "| shape | impl | ms | TFLOP/s | TB/s | of copy BW |", "|---|---|---:|---:|---:|---:|"]
+          "Prefill configurations (mixattn = the default): " + "; ".join(f"{k}: {v}" for k, v in PREFILL_CONFIGS.items()) + ".", "",
+          "| shape | impl | ms | TFLOP/s | vs SDPA | vs Flex | TB/s | of copy BW |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+    ratio = lambda r, k: f"{r[k]:.2f}x" if k in r else ""
     for r in rows:
-        md.append(f"| {r['shape']} | {r['impl']} | {r['seconds'] * 1e3:.3f} | {r.get('tflops', float('nan')):.0f} | "
+        md.append(f"| {r['shape']} | {r['impl']} | {r['seconds'] * 1e3:.3f} | | | | "
                   f"{r.get('tbps', float('nan')):.2f} | {100 * r['of_copy_bw']:.0f}% |" if "tbps" in r else
-                  f"| {r['shape']} | {r['impl']} | {r['seconds'] * 1e3:.3f} | {r['tflops']:.0f} | | |")
+                  f"| {r['shape']} | {r['impl']} | {r['seconds'] * 1e3:.3f} | {r['tflops']:.0f} | {ratio(r, 'vs_sdpa-flash')} | {ratio(r, 'vs_flex')} | | |")
     (res / f"attention-{date}.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
 

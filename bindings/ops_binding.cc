@@ -262,6 +262,20 @@ Napi::Object run(Napi::Env env, const std::string& backend, const std::string& o
       be.logits(static_cast<float*>(o), x, w, t, M, N, K, F("softcap"));
       out.Set("out", b.read(o, size_t(M) * N, DType::F32));
     }
+  } else if (op == "argmax") {
+    // args.logits: Float32Array [rows, vocab] (fp32 on every backend); out: the ids as floats.
+    Napi::Float32Array x = f32s(a, "logits");
+    const int rows = I("rows"), vocab = I("vocab");
+    if (size_t(rows) * vocab != x.ElementLength())
+      throw Napi::TypeError::New(env, "args.logits must hold rows * vocab values");
+    void* l = b.values(x.Data(), x.ElementLength(), DType::F32);
+    void* o = b.poisoned(size_t(rows), DType::F32);  // int32 slots, poisoned as 0xFFFFFFFF
+    be.argmax(static_cast<int32_t*>(o), static_cast<const float*>(l), rows, vocab);
+    std::vector<int32_t> ids(static_cast<size_t>(rows));
+    be.download(ids.data(), o, ids.size() * 4);
+    auto ids32 = Napi::Float32Array::New(env, ids.size());
+    for (size_t i = 0; i < ids.size(); ++i) ids32[i] = float(ids[i]);
+    out.Set("out", ids32);
   } else if (op == "gatherRows") {
     const std::vector<int32_t> index = int32s(a, "index", "args");
     const int dim = I("dim"), rows = int(index.size());

@@ -126,6 +126,10 @@ class Backend {
   // out[M, V] (fp32) = hidden[M, K] · W[V, K]ᵀ, then cap·tanh(x/cap) when softcap > 0.
   virtual void logits(float* out, const void* hidden, const void* w, DType wType, int M, int V,
                       int K, float softcap) = 0;
+  // out[r] (int32, backend memory) = the index of the largest of logits[r, 0..vocab) (fp32),
+  // the lowest index among equal maxima, NaN never chosen; 0 when nothing beats -inf. Greedy
+  // decoding's token ids without moving the logits to the host.
+  virtual void argmax(int32_t* out, const float* logits, int rows, int vocab) = 0;
 };
 
 }  // namespace mixattn

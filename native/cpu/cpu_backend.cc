@@ -2,6 +2,7 @@
 // cache line), and each op forwards to its free function in ops_*.cc on the backend's pool.
 #include "cpu/cpu_backend.h"
 
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -87,6 +88,16 @@ class CpuBackend final : public Backend {
   void logits(float* out, const void* hidden, const void* w, DType wType, int M, int V, int K,
               float softcap) override {
     cpu::logits(pool_, out, cf(hidden), w, wType, M, V, K, softcap);
+  }
+  void argmax(int32_t* out, const float* logits, int rows, int vocab) override {
+    for (int r = 0; r < rows; ++r) {
+      const float* x = logits + size_t(r) * vocab;
+      float best = -INFINITY;
+      int32_t at = 0;
+      for (int i = 0; i < vocab; ++i)
+        if (x[i] > best) best = x[i], at = i;  // NaN and ties never replace
+      out[r] = at;
+    }
   }
 
  private:

@@ -23,6 +23,7 @@ namespace cuda {
 namespace {
 
 std::atomic<int> gPath{int(AttnPath::Auto)};
+std::atomic<int> gPrefillVariant{-1};  // "prefill:N" forces configuration N (attn_prefill_*.cu)
 
 void checkLayout(const PagedKv& kv, int numHeads) {
   auto fail = [](const std::string& what) { throw Error("attention: " + what); };
@@ -47,11 +48,19 @@ bool prefillHeadDim(int d) { return d == 64 || d == 128 || d == 256; }
 }  // namespace
 
 void setAttentionPath(const std::string& path) {
-  if (path == "auto") gPath = int(AttnPath::Auto);
+  int variant = -1;
+  if (path.rfind("prefill:", 0) == 0) {
+    const std::string n = path.substr(8);
+    if (n.empty() || n.size() > 3 || n.find_first_not_of("0123456789") != std::string::npos)
+      throw Error("attention path '" + path + "': 'prefill:N' needs a configuration number N");
+    variant = std::stoi(n);
+    gPath = int(AttnPath::Prefill);
+  } else if (path == "auto") gPath = int(AttnPath::Auto);
   else if (path == "generic") gPath = int(AttnPath::Generic);
   else if (path == "decode") gPath = int(AttnPath::Decode);
   else if (path == "prefill") gPath = int(AttnPath::Prefill);
-  else throw Error("attention path '" + path + "' is unknown (auto, generic, decode, prefill)");
+  else throw Error("attention path '" + path + "' is unknown (auto, generic, decode, prefill, prefill:N)");
+  gPrefillVariant = variant;
 }
 
 AttnArgs kvArgs(const PagedKv& kv, const BatchLayout& b) {
@@ -115,9 +124,9 @@ void attention(const Ctx& c, void* out, const void* q, const PagedKv& kv,
   switch (path) {
     case AttnPath::Prefill:
       if (!canPrefill) throw Error("attention: the prefill kernel does not support this layout");
-      if (a.kDim == 64) attentionPrefill64(c, a);
-      else if (a.kDim == 128) attentionPrefill128(c, a);
-      else attentionPrefill256(c, a);
+      if (a.kDim == 64) attentionPrefill64(c, a, gPrefillVariant.load());
+      else if (a.kDim == 128) attentionPrefill128(c, a, gPrefillVariant.load());
+      else attentionPrefill256(c, a, gPrefillVariant.load());
       break;
     case AttnPath::Decode: {
       if (!canDecode) throw Error("attention: the decode kernel does not support this layout");

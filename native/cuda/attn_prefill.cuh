@@ -1,33 +1,66 @@
 // Prefill attention, FlashAttention-2 structure on tensor cores (included once per head dim
 // by attn_prefill_{64,128,256}.cu, so each head dim compiles in its own translation unit).
 //
-// A block owns BM = 64 "query vectors" of one sequence and one GQA group: R consecutive rows
-// x HC query heads of the group (HC = the largest divisor of G not above 64, R = 64 / HC), so
-// each K/V tile it loads serves every head of the group. Four warps each own 16 vectors:
-// S = Q·Kᵀ and O += P·V run as mma.sync m16n8k16 (bf16 in, fp32 accumulate) from ldmatrix
-// fragments; softmax is online, in registers, in the exp2 domain. Key tiles (BN keys) cover
-// only [lo(first row), last row]: tiles wholly outside the causal band or the window are never
-// visited, and only tiles that cross the diagonal, the window's lower edge or the end are
-// masked. K/V are read through the block table with cp.async, two stages deep. Shared memory
-// rows are XOR-swizzled in 16-byte chunks, so ldmatrix and cp.async are free of bank
+// A block (CTA) owns BM "query vectors" of one sequence and one GQA group: R consecutive rows
+// x HC query heads of the group (HC = the largest divisor of G not above BM, R = BM / HC), so
+// every K/V tile it loads into shared memory serves all the heads of the group. NW warps; each
+// warp owns MT m-tiles of 16 vectors (BM = 16 * MT * NW). Per key tile of BN keys a warp runs
+// S = Q·Kᵀ and O += P·V as mma.sync m16n8k16 (bf16 in, fp32 accumulate): K fragments come
+// from ldmatrix, V fragments from ldmatrix.trans, Q fragments either stay in registers for the
+// whole block (QREG) or come from shared memory once per 16-wide k step (each K fragment then
+// feeds MT m-tiles: FA2's layout, half the shared-memory traffic per mma at MT = 2). Softmax
+// is online, in registers, in the exp2 domain with log2(e) folded into the score scale.
+//
+// Key tiles are aligned to multiples of BN and visited from the last (the diagonal) down to
+// the first that holds a key of the block's first row's window: tiles wholly outside the
+// causal band or the window are never visited, and only tiles that cross the diagonal or the
+// window's lower edge are masked. K/V rows are fetched through the block table with
+// cp.async.cg, two stages (the next tile's copies fly while this one is computed). Shared
+// memory rows are XOR-swizzled in 16-byte chunks, so ldmatrix and cp.async are free of bank
 // conflicts.
+//
+// WG configurations (sm_90a builds; elsewhere they run the mma.sync code): each warpgroup (4
+// warps, 64 vectors) issues S = Q·Kᵀ and O += P·V as wgmma, A operands (Q, P) from registers,
+// B (K, V) from shared memory in wgmma's 128-byte-swizzle layout. PIPE adds FlashAttention-3's
+// overlap inside a warpgroup: S(n) and P·V(n−1) are issued together, softmax(n) runs while
+// P·V(n−1) is still on the tensor cores, and the O rescale waits for it; three K/V stages
+// keep a whole tile of prefetch in flight although a stage is released one tile later.
 #pragma once
 
+#include <climits>
 #include <cmath>
 
 #include "cuda/common.cuh"
 #include "cuda/cp_async.cuh"
+#include "cuda/wgmma.cuh"
 
 namespace mixattn {
 namespace cuda {
 
-template <int D>
-struct PrefillTraits {
-  static constexpr int BM = 64;                 // query vectors per block
-  static constexpr int BN = D <= 128 ? 64 : 32;  // keys per tile
-  static constexpr int kThreads = 128;
-  static constexpr int CPR = D / 8;  // 16-byte chunks per row
-  static constexpr size_t smem = size_t(BM + 4 * BN) * D * sizeof(bf16);
+template <int D_, int NW, int MT, int BN_, bool QREG, int MINB, bool WG = false, bool PIPE = false>
+struct PrefillCfg {
+  static constexpr int D = D_, BN = BN_, kWarps = NW, kMT = MT, kMinBlocks = MINB;
+  static constexpr bool kQReg = QREG;
+  // WG: on sm_90a builds both products run as warpgroup MMAs (wgmma) from the same registers
+  // and tiles (NW/4 warpgroups of 64 vectors, Q in registers); elsewhere the mma.sync code
+  // runs. Tiles then use the wgmma 128-byte-swizzle layout (wofs) instead of swz. PIPE: the
+  // software-pipelined wgmma loop (three stages).
+  static constexpr bool kWg = WG, kPipe = WG && PIPE;
+  static_assert(!WG || (NW % 4 == 0 && MT == 1 && QREG && D == 128 && (BN == 64 || BN == 128)),
+                "the wgmma path: warpgroups of 64 vectors, Q in registers, head dim 128");
+  static constexpr int kStages = kPipe ? 3 : 2;
+  static constexpr int BM = NW * MT * 16;  // query vectors per block
+  static constexpr int kThreads = NW * 32;
+  static constexpr int CPR = D / 8;          // 16-byte chunks per row
+  static constexpr int kStage = 2 * BN * D;  // elements of one stage: K tile, then V tile
+  // With Q in registers its staging area is the last stage (free until it is first loaded).
+  static constexpr bool kQAlias = QREG && BM <= 2 * BN;
+  static constexpr size_t smem =
+      size_t((kQAlias ? 0 : BM * D) + kStages * kStage) * sizeof(bf16) + (WG ? 1024 : 0);
+  // K/V loads: each thread copies one 16-byte chunk column of RPT consecutive rows per tile.
+  static constexpr int RS = kThreads / CPR;  // threads per chunk column
+  static constexpr int RPT = BN / RS;        // consecutive rows per thread
+  static_assert(kThreads % CPR == 0 && BN % RS == 0, "K/V tile chunks must divide among threads");
 };
 
 // Element offset of (row, 16-byte chunk) in a swizzled [rows][D] bf16 tile.
@@ -35,16 +68,36 @@ template <int D>
 __device__ __forceinline__ int swz(int row, int chunk) {
   return row * D + ((chunk ^ (row & 7)) << 3);
 }
+// The same for wgmma's canonical 128-byte-swizzle layout: the tile is [D/64][ROWS][64] (column
+// blocks of 64 elements, 128-byte rows), 16-byte chunk c of row r stored at chunk c ^ (r % 8)
+// of its row (what the hardware's swizzle undoes, given 1024-byte aligned blocks).
+template <int ROWS>
+__device__ __forceinline__ int wofs(int row, int chunk) {
+  return (chunk >> 3) * (ROWS * 64) + row * 64 + (((chunk & 7) ^ (row & 7)) << 3);
+}
 
-template <int D>
-__global__ void __launch_bounds__(128) prefillKernel(AttnArgs a, int HC, int R, DeviceError* err) {
-  using Tr = PrefillTraits<D>;
-  constexpr int BM = Tr::BM, BN = Tr::BN, CPR = Tr::CPR;
+__device__ __forceinline__ float fastExp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+
+template <class C>
+__global__ void __launch_bounds__(C::kThreads, C::kMinBlocks)
+    prefillKernel(AttnArgs a, int HC, int R, DeviceError* err) {
+  constexpr int D = C::D, BN = C::BN, BM = C::BM, MT = C::kMT, CPR = C::CPR;
+  constexpr int NT = C::kThreads, RPT = C::RPT;
+  constexpr bool QREG = C::kQReg, WG = C::kWg, kUseWg = C::kWg && MIXATTN_HAS_WGMMA;
   constexpr float kLog2e = 1.4426950408889634f;
+  // Tile offsets of (row, chunk): Q tiles have BM rows, K/V tiles BN.
+  auto qOfs = [](int row, int chunk) { return WG ? wofs<BM>(row, chunk) : swz<D>(row, chunk); };
+  auto kvOfs = [](int row, int chunk) { return WG ? wofs<BN>(row, chunk) : swz<D>(row, chunk); };
   extern __shared__ __align__(128) unsigned char smemRaw[];
-  bf16* sQ = reinterpret_cast<bf16*>(smemRaw);
-  bf16* sK = sQ + BM * D;      // 2 stages of [BN][D]
-  bf16* sV = sK + 2 * BN * D;  // 2 stages of [BN][D]
+  // wgmma's swizzle atoms need 1024-byte alignment (the launch adds 1 KB of slack).
+  unsigned char* smemBase =
+      WG ? smemRaw + ((1024 - (smemAddr(smemRaw) & 1023)) & 1023) : smemRaw;
+  bf16* sKV = reinterpret_cast<bf16*>(smemBase);  // [stages][K: BN x D, V: BN x D]
+  bf16* sQ = sKV + (C::kQAlias ? C::kStages - 1 : C::kStages) * C::kStage;
   __shared__ int sPos[BM];
 
   // Which (sequence, row tile) this block owns; the heaviest (last) tiles of each sequence
@@ -65,168 +118,364 @@ __global__ void __launch_bounds__(128) prefillKernel(AttnArgs a, int HC, int R, 
   const int r0 = tile * R, rows = min(R, a.numNew[s] - r0);
   const int pFirst = a.pastLen[s] + r0, pLast = pFirst + rows - 1;
   const int tok0 = a.tokenStart[s] + r0;
-  const int kBegin = keyLo(pFirst, a.window), kEnd = pLast + 1;
+  const int kLo = keyLo(pFirst, a.window), kEnd = pLast + 1;  // keys any row reads
   const int loLast = keyLo(pLast, a.window);
+  const int nFirst = kLo / BN, nLast = (kEnd - 1) / BN;
 
   // Q: vector i = (row i / HC, head i % HC); vectors past R*HC or past the rows are zeros.
   const bf16* q = static_cast<const bf16*>(a.q);
-  for (int c = tid; c < BM * CPR; c += Tr::kThreads) {
+  for (int c = tid; c < BM * CPR; c += NT) {
     const int i = c / CPR, ch = c % CPR, r = i / HC;
     const bool ok = i < R * HC && r < rows;
-    const bf16* src = ok ? q + ((size_t)(tok0 + r) * a.numHeads + head0 + i % HC) * D + ch * 8 : q;
-    cpAsync16(sQ + swz<D>(i, ch), src, ok);
+    const bf16* src =
+        ok ? q + ((size_t)(tok0 + r) * a.numHeads + head0 + i % HC) * D + ch * 8 : q;
+    cpAsync16(sQ + qOfs(i, ch), src, ok);
   }
   if (tid < BM) sPos[tid] = (tid < R * HC && tid / HC < rows) ? pFirst + tid / HC : -1;
 
+  // K/V tile n into a stage: this thread copies chunk `lch` of rows [lrow, lrow + RPT). Rows
+  // outside [kLo, kEnd) are zero-filled without a read (their blocks may be gone); a bad page
+  // is recorded and read as zeros (the step then fails at download). One table lookup per
+  // block the rows touch.
+  const int lch = tid % CPR, lrow = (tid / CPR) * RPT;
+  const size_t headOff = (size_t)g * a.blockSize * (D * sizeof(bf16)) + lch * 16;
+  const size_t vDelta = (size_t)a.numKvHeads * a.blockSize * (D * sizeof(bf16));
   auto loadKv = [&](int n, int stage) {
-    const int kStart = kBegin + n * BN;
-    bf16* k = sK + stage * BN * D;
-    bf16* v = sV + stage * BN * D;
-    static_assert(BN * CPR % Tr::kThreads == 0, "tile chunks must divide among the threads");
+    bf16* k = sKV + stage * C::kStage;
+    bf16* v = k + BN * D;
+    int lastBlk = INT_MIN, pg = -1;
 #pragma unroll
-    for (int it = 0; it < BN * CPR / Tr::kThreads; ++it) {
-      const int c = tid + it * Tr::kThreads, j = c / CPR, ch = c % CPR, key = kStart + j;
-      // A bad page is recorded and read as zeros; the step then fails at download.
-      const int pg = key < kEnd ? lookupPage(a, s, key, err, kOpAttention) : -1;
-      const char* base = a.arena + (pg < 0 ? 0 : (size_t)pg * a.pageBytes);
-      const int off = blockOffset(a, key);
-      cpAsync16(k + swz<D>(j, ch), base + kOffset(a, g, off, sizeof(bf16)) + ch * 16, pg >= 0);
-      cpAsync16(v + swz<D>(j, ch), base + vOffset(a, g, off, sizeof(bf16)) + ch * 16, pg >= 0);
+    for (int it = 0; it < RPT; ++it) {
+      const int j = lrow + it, key = n * BN + j;
+      const bool in = key >= kLo && key < kEnd;
+      if (in) {
+        const int blk = a.bsShift >= 0 ? key >> a.bsShift : key / a.blockSize;
+        if (blk != lastBlk) {
+          pg = lookupPage(a, s, key, err, kOpAttention);
+          lastBlk = blk;
+        }
+      }
+      const bool ok = in && pg >= 0;
+      const char* src = a.arena + (ok ? (size_t)pg * a.pageBytes + headOff +
+                                            (size_t)blockOffset(a, key) * (D * sizeof(bf16))
+                                      : 0);
+      cpAsync16(k + kvOfs(j, lch), src, ok);
+      cpAsync16(v + kvOfs(j, lch), ok ? src + vDelta : src, ok);
     }
     cpAsyncCommit();
   };
 
-  float o[D / 8][4];
-#pragma unroll
-  for (int i = 0; i < D / 8; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.f;
-  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
-  const int vq0 = warp * 16 + lane / 4;  // this thread's two query vectors: vq0, vq0 + 8
+  const int mi = lane / 8, ri = lane % 8;  // ldmatrix: which 8x8 matrix, which row of it
   const int t4 = lane % 4;
 
-  loadKv(0, 0);  // commits Q's copies with the first tile
-  const int nTiles = (kEnd - kBegin + BN - 1) / BN;
-  int pos[2] = {-1, -1};
-  for (int n = 0; n < nTiles; ++n) {
-    const int stage = n & 1, kStart = kBegin + n * BN;
-    if (n + 1 < nTiles) {
-      loadKv(n + 1, stage ^ 1);
+  loadKv(nLast, 0);  // commits Q's copies with the first tile
+  cpAsyncWait<0>();
+  if constexpr (kUseWg) fenceProxyAsync();  // the tile's cp.async writes, for wgmma
+  __syncthreads();
+
+  // This thread's vectors: m-tile t, half h -> vector (warp*MT + t)*16 + lane/4 + 8h, at
+  // position sPos[vector] (-1 for padding), read again where a tile is masked.
+  uint32_t qf[QREG ? MT : 1][QREG ? D / 16 : 1][4];
+  if constexpr (QREG) {
+#pragma unroll
+    for (int t = 0; t < MT; ++t)
+#pragma unroll
+      for (int kk = 0; kk < D / 16; ++kk)
+        ldmatrixX4(qf[t][kk], sQ + qOfs((warp * MT + t) * 16 + (mi & 1) * 8 + ri,
+                                        2 * kk + (mi >> 1)));
+    if constexpr (C::kQAlias) __syncthreads();  // stage 1 is overwritten next
+  }
+
+  float o[MT][D / 8][4];
+#pragma unroll
+  for (int t = 0; t < MT; ++t)
+#pragma unroll
+    for (int i = 0; i < D / 8; ++i) o[t][i][0] = o[t][i][1] = o[t][i][2] = o[t][i][3] = 0.f;
+  float m[MT][2], l[MT][2];
+#pragma unroll
+  for (int t = 0; t < MT; ++t) m[t][0] = m[t][1] = -INFINITY, l[t][0] = l[t][1] = 0.f;
+  const float qkScale = a.scale * kLog2e;
+  const bool capped = a.softcap > 0.f;
+  const float capIn = capped ? a.scale / a.softcap : 0.f, capOut = a.softcap * kLog2e;
+
+  // Scores in the log2 domain (scale·log2e, or the soft-cap), masked on edge tiles; then the
+  // online softmax update of this thread's 2·MT vectors: P in sc, the factor O must be
+  // rescaled by in corr.
+  auto softmaxTile = [&](float (&sc)[MT][BN / 8][4], int kStart, float (&corr)[MT][2]) {
+    const bool mask = kStart + BN - 1 > pFirst || kStart < loLast;
+#pragma unroll
+    for (int t = 0; t < MT; ++t) {
+#pragma unroll
+      for (int i = 0; i < BN / 8; ++i)
+#pragma unroll
+        for (int e = 0; e < 4; ++e)
+          sc[t][i][e] = capped ? capOut * tanhf(sc[t][i][e] * capIn) : sc[t][i][e] * qkScale;
+      if (mask) {
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          const int p = sPos[(warp * MT + t) * 16 + lane / 4 + 8 * h];
+          const int lo = p < 0 ? INT_MAX : keyLo(p, a.window);  // padding: every key masked
+#pragma unroll
+          for (int i = 0; i < BN / 8; ++i)
+#pragma unroll
+            for (int e = 0; e < 2; ++e) {
+              const int key = kStart + i * 8 + t4 * 2 + e;
+              if (key < lo || key > p) sc[t][i][2 * h + e] = -INFINITY;
+            }
+        }
+      }
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        float mx = -INFINITY;
+#pragma unroll
+        for (int i = 0; i < BN / 8; ++i) mx = fmaxf(mx, fmaxf(sc[t][i][2 * h], sc[t][i][2 * h + 1]));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+        const float mNew = fmaxf(m[t][h], mx);
+        const float sub = mNew == -INFINITY ? 0.f : mNew;
+        const float c = fastExp2(m[t][h] - sub);  // exp2(-inf) = 0 on the first tile
+        float sum = 0.f;
+#pragma unroll
+        for (int i = 0; i < BN / 8; ++i) {
+          sc[t][i][2 * h] = fastExp2(sc[t][i][2 * h] - sub);
+          sc[t][i][2 * h + 1] = fastExp2(sc[t][i][2 * h + 1] - sub);
+          sum += sc[t][i][2 * h] + sc[t][i][2 * h + 1];
+        }
+        l[t][h] = l[t][h] * c + sum;  // per-thread partial; the quad is summed at the end
+        m[t][h] = mNew;
+        corr[t][h] = c;
+      }
+    }
+
+  };
+  auto rescale = [&](const float (&corr)[MT][2]) {
+#pragma unroll
+    for (int t = 0; t < MT; ++t)
+#pragma unroll
+      for (int i = 0; i < D / 8; ++i)
+        o[t][i][0] *= corr[t][0], o[t][i][1] *= corr[t][0], o[t][i][2] *= corr[t][1],
+            o[t][i][3] *= corr[t][1];
+  };
+
+  if constexpr (C::kPipe && kUseWg) {
+    // Iteration it: tile n = nLast − it in stage it % 3. Issue S(it) and P·V(it−1) together,
+    // wait for S only, softmax(it) while P·V(it−1) runs, then wait for it, rescale O, pack
+    // P(it) and release tile it−1's stage to the copies of tile it+2.
+    const int T = nLast - nFirst + 1;
+    if (T > 1) loadKv(nLast - 1, 1);
+    float sc[1][BN / 8][4];
+    uint32_t pa[BN / 16][4];
+    int stage = 0, prev = 0;
+    auto issuePv = [&](int st) {
+      const uint32_t vBase = smemAddr(sKV + st * C::kStage + BN * D);
+#pragma unroll
+      for (int j = 0; j < BN / 16; ++j)
+        wgmmaN128T(o[0], pa[j], wgDesc(vBase + j * 2048, BN * 128, 1024), 1);
+      wgCommit();
+    };
+    for (int it = 0; it < T; ++it) {
+      const int n = nLast - it;
+      if (it > 0) {
+        if (it + 1 < T) cpAsyncWait<1>();
+        else cpAsyncWait<0>();
+        fenceProxyAsync();
+        __syncthreads();
+      }
+      const uint32_t kBase = smemAddr(sKV + stage * C::kStage);
+      wgPin(sc[0]);
+      wgPin(o[0]);
+      wgFence();
+#pragma unroll
+      for (int kk = 0; kk < D / 16; ++kk) {
+        const uint64_t desc = wgDesc(kBase + (kk >> 2) * (BN * 128) + (kk & 3) * 32, 16, 1024);
+        if constexpr (BN == 64) wgmmaN64K(sc[0], qf[0][kk], desc, kk > 0);
+        else wgmmaN128K(sc[0], qf[0][kk], desc, kk > 0);
+      }
+      wgCommit();
+      if (it > 0) {
+        issuePv(prev);
+        wgWait1();  // S(it) is done; P·V(it−1) may still run
+      } else {
+        wgWait0();
+      }
+      wgPin(sc[0]);
+      float corr[1][2];
+      softmaxTile(sc, n * BN, corr);
+      wgWait0();
+      wgPin(o[0]);
+      rescale(corr);
+#pragma unroll
+      for (int j = 0; j < BN / 16; ++j) {
+        pa[j][0] = packBf16(sc[0][2 * j][0], sc[0][2 * j][1]);
+        pa[j][1] = packBf16(sc[0][2 * j][2], sc[0][2 * j][3]);
+        pa[j][2] = packBf16(sc[0][2 * j + 1][0], sc[0][2 * j + 1][1]);
+        pa[j][3] = packBf16(sc[0][2 * j + 1][2], sc[0][2 * j + 1][3]);
+      }
+      __syncthreads();  // every warpgroup's P·V(it−1) is done: its stage takes tile it+2
+      if (it + 2 < T) loadKv(n - 2, (stage + 2) % 3);  // tile it−1's stage (it ≥ 1)
+      prev = stage;
+      stage = stage == 2 ? 0 : stage + 1;
+    }
+    wgPin(o[0]);
+    wgFence();
+    issuePv(prev);
+    wgWait0();
+    wgPin(o[0]);
+  } else {
+  int stage = 0;
+  for (int n = nLast; n >= nFirst; --n, stage ^= 1) {
+    if (n > nFirst) {
+      loadKv(n - 1, stage ^ 1);
       cpAsyncWait<1>();
     } else {
       cpAsyncWait<0>();
     }
+    if constexpr (kUseWg) fenceProxyAsync();  // the tile's cp.async writes, for wgmma
     __syncthreads();
-    if (n == 0) pos[0] = sPos[vq0], pos[1] = sPos[vq0 + 8];
-    const bf16* k = sK + stage * BN * D;
-    const bf16* v = sV + stage * BN * D;
+    const bf16* k = sKV + stage * C::kStage;
+    const bf16* v = k + BN * D;
+    const int kStart = n * BN;
 
-    // S = Q · Kᵀ for this warp's 16 vectors x BN keys.
-    float sc[BN / 8][4];
+    // S = Q · Kᵀ: MT x 16 vectors x BN keys per warp; each K fragment feeds every m-tile.
+    float sc[MT][BN / 8][4];
 #pragma unroll
-    for (int i = 0; i < BN / 8; ++i) sc[i][0] = sc[i][1] = sc[i][2] = sc[i][3] = 0.f;
-    const int mi = lane / 8, ri = lane % 8;  // ldmatrix: which 8x8 matrix, which row of it
+    for (int t = 0; t < MT; ++t)
+#pragma unroll
+      for (int i = 0; i < BN / 8; ++i) sc[t][i][0] = sc[t][i][1] = sc[t][i][2] = sc[t][i][3] = 0.f;
+    if constexpr (kUseWg) {
+      // K tile as B, K-major: 8-row groups 1024 bytes apart; k step kk is 32 bytes into its
+      // column block of 64.
+      const uint32_t kBase = smemAddr(k);
+      wgPin(sc[0]);
+      wgFence();
+#pragma unroll
+      for (int kk = 0; kk < D / 16; ++kk) {
+        const uint64_t desc = wgDesc(kBase + (kk >> 2) * (BN * 128) + (kk & 3) * 32, 16, 1024);
+        if constexpr (BN == 64) wgmmaN64K(sc[0], qf[0][kk], desc, kk > 0);
+        else wgmmaN128K(sc[0], qf[0][kk], desc, kk > 0);
+      }
+      wgCommit();
+      wgWait0();
+      wgPin(sc[0]);
+    } else {
 #pragma unroll
     for (int kk = 0; kk < D / 16; ++kk) {
-      uint32_t qa[4];
-      ldmatrixX4(qa, sQ + swz<D>(warp * 16 + (mi & 1) * 8 + ri, 2 * kk + (mi >> 1)));
+      uint32_t qa[QREG ? 1 : MT][4];
+      if constexpr (!QREG) {
+#pragma unroll
+        for (int t = 0; t < MT; ++t)
+          ldmatrixX4(qa[t], sQ + qOfs((warp * MT + t) * 16 + (mi & 1) * 8 + ri,
+                                      2 * kk + (mi >> 1)));
+      }
 #pragma unroll
       for (int nb = 0; nb < BN / 16; ++nb) {
         uint32_t kb[4];
-        ldmatrixX4(kb, k + swz<D>(nb * 16 + (mi >> 1) * 8 + ri, 2 * kk + (mi & 1)));
-        mmaBf16(sc[2 * nb], qa, kb[0], kb[1]);
-        mmaBf16(sc[2 * nb + 1], qa, kb[2], kb[3]);
-      }
-    }
-
-    // Scale, soft-cap, mask; then the online softmax update of rows vq0 and vq0 + 8.
-    const bool mask = kStart + BN - 1 > pFirst || kStart < loLast || kStart + BN > kEnd;
+        ldmatrixX4(kb, k + kvOfs(nb * 16 + (mi >> 1) * 8 + ri, 2 * kk + (mi & 1)));
 #pragma unroll
-    for (int i = 0; i < BN / 8; ++i) {
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        float x = capScore(sc[i][e], a.scale, a.softcap) * kLog2e;
-        if (mask) {
-          const int key = kStart + i * 8 + t4 * 2 + (e & 1), p = pos[e >> 1];
-          if (p < 0 || key > p || key < keyLo(p, a.window)) x = -INFINITY;
+        for (int t = 0; t < MT; ++t) {
+          if constexpr (QREG) {
+            mmaBf16(sc[t][2 * nb], qf[t][kk], kb[0], kb[1]);
+            mmaBf16(sc[t][2 * nb + 1], qf[t][kk], kb[2], kb[3]);
+          } else {
+            mmaBf16(sc[t][2 * nb], qa[t], kb[0], kb[1]);
+            mmaBf16(sc[t][2 * nb + 1], qa[t], kb[2], kb[3]);
+          }
         }
-        sc[i][e] = x;
       }
     }
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      float mx = -INFINITY;
-#pragma unroll
-      for (int i = 0; i < BN / 8; ++i) mx = fmaxf(mx, fmaxf(sc[i][2 * h], sc[i][2 * h + 1]));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-      const float mNew = fmaxf(m[h], mx);
-      const float corr = mNew == -INFINITY ? 1.f : exp2f(m[h] - mNew);
-      const float sub = mNew == -INFINITY ? 0.f : mNew;
-      float sum = 0.f;
-#pragma unroll
-      for (int i = 0; i < BN / 8; ++i) {
-        sc[i][2 * h] = exp2f(sc[i][2 * h] - sub);
-        sc[i][2 * h + 1] = exp2f(sc[i][2 * h + 1] - sub);
-        sum += sc[i][2 * h] + sc[i][2 * h + 1];
-      }
-      l[h] = l[h] * corr + sum;  // per-thread partial; the quad is summed at the end
-      m[h] = mNew;
-      // Unconditional here: with the decode kernel's skip-when-no-max-moved warp vote this
-      // kernel measured 91 instead of 121 TFLOP/s (H100, causal 8k): the branch splits the mma
-      // stream the compiler interleaves these multiplies with.
-#pragma unroll
-      for (int i = 0; i < D / 8; ++i) o[i][2 * h] *= corr, o[i][2 * h + 1] *= corr;
     }
 
-    // O += P · V: the S accumulators are already laid out as the A fragments of P.
+    {
+      float corr[MT][2];
+      softmaxTile(sc, kStart, corr);
+      rescale(corr);
+    }
+
+    // O += P · V: the S accumulators are already laid out as the A fragments of P; each V
+    // fragment feeds every m-tile.
+    if constexpr (kUseWg) {
+      // V tile as B, MN-major: 64-column blocks BN*128 bytes apart (LBO), 8-key groups 1024
+      // bytes apart (SBO); k step j (16 keys) starts 2048 bytes further.
+      const uint32_t vBase = smemAddr(v);
+      uint32_t pa[BN / 16][4];
+#pragma unroll
+      for (int j = 0; j < BN / 16; ++j) {
+        pa[j][0] = packBf16(sc[0][2 * j][0], sc[0][2 * j][1]);
+        pa[j][1] = packBf16(sc[0][2 * j][2], sc[0][2 * j][3]);
+        pa[j][2] = packBf16(sc[0][2 * j + 1][0], sc[0][2 * j + 1][1]);
+        pa[j][3] = packBf16(sc[0][2 * j + 1][2], sc[0][2 * j + 1][3]);
+      }
+      wgPin(o[0]);
+      wgFence();
+#pragma unroll
+      for (int j = 0; j < BN / 16; ++j) {
+        const uint64_t desc = wgDesc(vBase + j * 2048, BN * 128, 1024);
+        if constexpr (D == 64) wgmmaN64T(o[0], pa[j], desc, 1);
+        else wgmmaN128T(o[0], pa[j], desc, 1);
+      }
+      wgCommit();
+      wgWait0();
+      wgPin(o[0]);
+    } else {
 #pragma unroll
     for (int j = 0; j < BN / 16; ++j) {
-      const uint32_t pa[4] = {packBf16(sc[2 * j][0], sc[2 * j][1]),
-                              packBf16(sc[2 * j][2], sc[2 * j][3]),
-                              packBf16(sc[2 * j + 1][0], sc[2 * j + 1][1]),
-                              packBf16(sc[2 * j + 1][2], sc[2 * j + 1][3])};
+      uint32_t pa[MT][4];
+#pragma unroll
+      for (int t = 0; t < MT; ++t) {
+        pa[t][0] = packBf16(sc[t][2 * j][0], sc[t][2 * j][1]);
+        pa[t][1] = packBf16(sc[t][2 * j][2], sc[t][2 * j][3]);
+        pa[t][2] = packBf16(sc[t][2 * j + 1][0], sc[t][2 * j + 1][1]);
+        pa[t][3] = packBf16(sc[t][2 * j + 1][2], sc[t][2 * j + 1][3]);
+      }
 #pragma unroll
       for (int dp = 0; dp < D / 16; ++dp) {
         uint32_t vb[4];
-        ldmatrixX4Trans(vb, v + swz<D>(j * 16 + (mi & 1) * 8 + ri, 2 * dp + (mi >> 1)));
-        mmaBf16(o[2 * dp], pa, vb[0], vb[1]);
-        mmaBf16(o[2 * dp + 1], pa, vb[2], vb[3]);
+        ldmatrixX4Trans(vb, v + kvOfs(j * 16 + (mi & 1) * 8 + ri, 2 * dp + (mi >> 1)));
+#pragma unroll
+        for (int t = 0; t < MT; ++t) {
+          mmaBf16(o[t][2 * dp], pa[t], vb[0], vb[1]);
+          mmaBf16(o[t][2 * dp + 1], pa[t], vb[2], vb[3]);
+        }
       }
     }
+    }
     __syncthreads();  // the next iteration's loads overwrite the other stage
+  }
   }
 
   // Normalise and store (bf16x2 per thread per 8-column tile).
   bf16* out = static_cast<bf16*>(a.out);
 #pragma unroll
-  for (int h = 0; h < 2; ++h) {
-    float sum = l[h];
-    sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-    sum += __shfl_xor_sync(0xffffffffu, sum, 2);
-    const int vq = vq0 + 8 * h;
-    if (pos[h] < 0) continue;
-    const float inv = sum > 0.f ? 1.f / sum : 0.f;
-    bf16* dst = out + ((size_t)(tok0 + vq / HC) * a.numHeads + head0 + vq % HC) * D + t4 * 2;
+  for (int t = 0; t < MT; ++t)
 #pragma unroll
-    for (int i = 0; i < D / 8; ++i)
-      *reinterpret_cast<__nv_bfloat162*>(dst + i * 8) =
-          __floats2bfloat162_rn(o[i][2 * h] * inv, o[i][2 * h + 1] * inv);
-  }
+    for (int h = 0; h < 2; ++h) {
+      float sum = l[t][h];
+      sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+      sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+      const int vq = (warp * MT + t) * 16 + lane / 4 + 8 * h;
+      if (sPos[vq] < 0) continue;  // padding vector
+      const float inv = sum > 0.f ? 1.f / sum : 0.f;
+      bf16* dst = out + ((size_t)(tok0 + vq / HC) * a.numHeads + head0 + vq % HC) * D + t4 * 2;
+#pragma unroll
+      for (int i = 0; i < D / 8; ++i)
+        *reinterpret_cast<__nv_bfloat162*>(dst + i * 8) =
+            __floats2bfloat162_rn(o[t][i][2 * h] * inv, o[t][i][2 * h + 1] * inv);
+    }
 }
 
-// The host side of one head dim: grid, shared memory, launch.
-template <int D>
+// The host side of one configuration: grid, shared memory, launch.
+template <class C>
 void launchPrefill(const Ctx& c, const AttnArgs& a) {
-  using Tr = PrefillTraits<D>;
   const int G = a.numHeads / a.numKvHeads;
   int HC = 1;
-  for (int d = 1; d <= G && d <= Tr::BM; ++d)
+  for (int d = 1; d <= G && d <= C::BM; ++d)
     if (G % d == 0) HC = d;
-  const int R = Tr::BM / HC;
+  const int R = C::BM / HC;
   const unsigned items = unsigned((a.numTokens + R - 1) / R + a.numSeqs);
   const dim3 grid(items, unsigned(a.numHeads / HC));
-  check(cudaFuncSetAttribute(prefillKernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                             int(Tr::smem)), "attention (prefill)");
-  prefillKernel<D><<<grid, Tr::kThreads, Tr::smem, c.stream>>>(a, HC, R, c.err);
+  check(cudaFuncSetAttribute(prefillKernel<C>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                             int(C::smem)), "attention (prefill)");
+  prefillKernel<C><<<grid, C::kThreads, C::smem, c.stream>>>(a, HC, R, c.err);
   checkLaunch("attention (prefill)");
 }
 

@@ -165,6 +165,10 @@ class CudaBackend final : public Backend {
     cuda::attention(ctx_, out, q, kv, batch, numHeads, window, scale, softcap,
                     [this](size_t bytes) { return scratch(bytes); });
   }
+  void argmax(int32_t* out, const float* logits, int rows, int vocab) override {
+    bind();
+    if (rows > 0 && vocab > 0) cuda::argmax(ctx_, out, logits, rows, vocab);
+  }
   void logits(float* out, const void* hidden, const void* w, DType wType, int M, int V, int K,
               float softcap) override {
     bind();

@@ -42,6 +42,8 @@ void gatherRows(const Ctx& c, void* out, const void* in, const int32_t* index, i
 void gatedActivation(const Ctx& c, void* out, const void* gate, const void* up, size_t n,
                      Activation act);
 void softcapInPlace(const Ctx& c, float* x, size_t n, float cap);
+// ops_sampling.cu: out[r] = argmax of logits[r, 0..vocab) (Backend::argmax's rules).
+void argmax(const Ctx& c, int32_t* out, const float* logits, int rows, int vocab);
 void bf16ToF32(const Ctx& c, float* dst, const void* src, size_t n);
 void f32ToBf16(const Ctx& c, void* dst, const float* src, size_t n);
 
@@ -87,10 +89,12 @@ int decodeMmaBlocksPerSM(int headDim);  // resident blocks per SM (occupancy API
 void attentionDecodeMma(const Ctx& c, const AttnArgs& a, int splits, int chunk, float* partO,
                         float* partLse);
 // attn_prefill_*.cu: FlashAttention-2 on tensor cores, bf16 KV, kDim == vDim in {64,128,256}.
+// `variant` picks one of the kernel configurations a head dim compiles (tests, benchmarks);
+// < 0 or out of range: the default.
 bool prefillSupported(const Ctx& c, const AttnArgs& a);
-void attentionPrefill64(const Ctx& c, const AttnArgs& a);
-void attentionPrefill128(const Ctx& c, const AttnArgs& a);
-void attentionPrefill256(const Ctx& c, const AttnArgs& a);
+void attentionPrefill64(const Ctx& c, const AttnArgs& a, int variant);
+void attentionPrefill128(const Ctx& c, const AttnArgs& a, int variant);
+void attentionPrefill256(const Ctx& c, const AttnArgs& a, int variant);
 
 }  // namespace cuda
 }  // namespace mixattn

@@ -67,6 +67,33 @@ describe.skipIf(!cudaAvailable)(`CUDA ops vs CPU twins (${TWIN}, seed ${SEED})`,
     expectWithin('add', relErr(gpu.out, cpu.out), bound('add'));
   });
 
+  it('argmax: exact ids, ties to the lowest index, NaN and -inf never chosen, odd vocab sizes', () => {
+    for (const [rows, vocab] of [[1, 128256], [7, 50257], [64, 32000], [3, 5], [2, 1]]) {
+      const logits = randn(rng, rows * vocab, 3);
+      for (let r = 0; r < rows; r++) {
+        const row = logits.subarray(r * vocab, (r + 1) * vocab);
+        if (r % 3 === 1 && vocab > 2) {
+          // a tie for the maximum at two places, and NaN / -inf around
+          const max = Math.max(...row.subarray(0, Math.min(vocab, 4096))) + 1;
+          const a = rng.int(vocab), b = rng.int(vocab);
+          row[a] = max;
+          row[b] = max;
+          row[(a + 1) % vocab] = NaN;
+          row[(b + 2) % vocab] = -Infinity;
+        }
+      }
+      if (rows === 3) logits.subarray(2 * vocab, 3 * vocab).fill(-Infinity);  // nothing beats -inf: 0
+      const [gpu, cpu] = twin('argmax', { logits, rows, vocab });
+      expect(Array.from(gpu.out), `argmax ${rows} x ${vocab}`).toEqual(Array.from(cpu.out));
+      for (let r = 0; r < rows; r++) {
+        const row = logits.subarray(r * vocab, (r + 1) * vocab);
+        let best = -Infinity, at = 0;
+        for (let i = 0; i < vocab; i++) if (row[i] > best) [best, at] = [row[i], i];
+        expect(cpu.out[r]).toBe(at);
+      }
+    }
+  });
+
   it('gatherRows is an exact copy', () => {
     const rows = 50, dim = 72;
     const x = randn(rng, rows * dim);

@@ -7,7 +7,7 @@ OUT=${OUT:-/tmp/mixattn-gpu}
 mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/device.txt"
 t0=$(date +%s)
-if ! MIXATTN_CUDA=ON node scripts/build-native.mjs --CDMIXATTN_CUDA_ARCHS=90 >"$OUT/build.log" 2>&1; then
+if ! MIXATTN_CUDA=ON node scripts/build-native.mjs --CDMIXATTN_CUDA_ARCHS=90a >"$OUT/build.log" 2>&1; then
   tail -60 "$OUT/build.log"
   exit 1
 fi

@@ -11,7 +11,11 @@ const addon = createRequire(import.meta.url)('node-gyp-build')(root);
 const r = (n, s = 1) => Float32Array.from({ length: n }, () => Math.round((Math.random() * 2 - 1) * s * 256) / 256);
 const backend = process.env.MIXATTN_SANITIZE_BACKEND ?? 'cuda';  // 'cpu' checks the script itself
 const run = (op, args) => addon.runOp(backend, op, args);
+// MIXATTN_SANITIZE_PREFILL=1: only the prefill kernel, in every configuration (attn_prefill_*.cu).
+const prefillOnly = process.env.MIXATTN_SANITIZE_PREFILL === '1';
+const PREFILL_VARIANTS = { 64: 3, 128: 10, 256: 3 };
 
+if (!prefillOnly) {
 run('embedding', { tokens: Int32Array.from([1, 5, 2]), table: r(10 * 40), tableType: 'f32', vocab: 10, dim: 40, scale: 2 });
 for (const wType of ['f32', 'bf16']) {
   const w = (n) => (wType === 'f32' ? r(n) : Uint16Array.from(r(n), (x) => new Uint32Array(Float32Array.of(x).buffer)[0] >>> 16));
@@ -24,19 +28,22 @@ run('add', { inout: r(1000), in: r(1000) });
 run('gatherRows', { x: r(8 * 16), index: Int32Array.from([3, 0, 7]), dim: 16 });
 run('gatedActivation', { gate: r(4 * 50), up: r(4 * 50), T: 4, I: 50, act: 'silu' });
 run('rope', { x: r(6 * 3 * 64), positions: Int32Array.from([0, 1, 2, 9, 500, 70000]), heads: 3, headDim: 64, rope: { theta: 1e4, scaling: 'default' } });
+}
 
 for (const [D, dtype] of [[64, 'bf16'], [128, 'bf16'], [256, 'bf16'], [128, 'f32'], [12, 'f32']]) {
   const bs = 16, H = 2, numPages = 24, tableStride = 10;
   const tables = Int32Array.from({ length: 2 * tableStride }, (_, i) => (i * 7) % numPages);
   const kv = { dtype, numPages, blockSize: bs, numKvHeads: H, kDim: D, vDim: D, pagesPerBlock: 1, slot: 0, tableStride, tables, arena: r(numPages * bs * H * 2 * D) };
   const numNew = Int32Array.from([70, 1]), pastLen = Int32Array.from([3, 150]);
+  if (prefillOnly && dtype !== 'bf16') continue;
   run('appendKv', { kv, numNew, pastLen, k: r(71 * H * D), v: r(71 * H * D) });
-  for (const path of ['generic', 'decode', 'prefill']) {
+  const configs = dtype === 'bf16' && PREFILL_VARIANTS[D] ? Array.from({ length: PREFILL_VARIANTS[D] }, (_, i) => `prefill:${i}`) : [];
+  for (const path of prefillOnly ? configs : ['generic', 'decode', 'prefill', ...configs]) {
     if (D === 12 && path !== 'generic') continue;
-    if (dtype === 'f32' && path === 'prefill') continue;
+    if (dtype === 'f32' && path.startsWith('prefill')) continue;
     for (const window of [0, 20]) run('attention', { kv, numNew, pastLen, q: r(71 * 8 * D), numHeads: 8, window, scale: 0.1, softcap: window ? 5 : 0, path });
   }
   // Decode with many splits.
-  run('attention', { kv, numNew: Int32Array.from([1, 1]), pastLen: Int32Array.from([159, 90]), q: r(2 * 8 * D), numHeads: 8, window: 0, scale: 0.1, softcap: 0, ...(D === 12 ? {} : { path: 'decode' }) });
+  if (!prefillOnly) run('attention', { kv, numNew: Int32Array.from([1, 1]), pastLen: Int32Array.from([159, 90]), q: r(2 * 8 * D), numHeads: 8, window: 0, scale: 0.1, softcap: 0, ...(D === 12 ? {} : { path: 'decode' }) });
 }
 console.log('sanitize: every op ran');

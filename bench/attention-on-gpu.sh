@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# On the GPU machine (../shared/device/README.md), in one call: the CUDA addon (prebuilt and
+# carried, or built here), the attention twin tests of every prefill configuration, the
+# attention benchmark against PyTorch (bench/attention.py), the rest of test/gpu (ops, whole
+# models, HF fixtures), compute-sanitizer on the prefill kernels. Logs and results go to $OUT
+# (at most 8 files come back). Every step runs under what is left of DEADLINE_S.
+#
+#   MIXATTN_PREBUILT  a mixattn.node built elsewhere for this GPU (copied to build/Release/);
+#                     built here when absent or when it cannot open the GPU
+#   SKIP_BENCH=1      tests only;  SKIP_SANITIZE=1  no compute-sanitizer
+#   NCU=1             Nsight Compute on the default prefill kernel (causal 8k) and its SASS mix
+#   DEADLINE_S        wall seconds for the whole script (default 560)
+#   MIXATTN_COMMIT    recorded in the benchmark's results
+set -uo pipefail
+OUT=${OUT:-/tmp/mixattn-attn}
+mkdir -p "$OUT"
+t0=$(date +%s)
+DEADLINE_S=${DEADLINE_S:-560}
+left() { echo $((DEADLINE_S - ($(date +%s) - t0))); }
+step() {  # step NAME MAX_S cmd...: runs cmd under min(MAX_S, time left - 5)
+  local name=$1 max=$2 l
+  shift 2
+  l=$(($(left) - 5))
+  ((l > max)) && l=$max
+  if ((l < 10)); then echo "[$name] skipped: out of time"; return 124; fi
+  local s=$(date +%s)
+  timeout "$l" "$@"
+  local rc=$?
+  echo "[$name] exit $rc, $(($(date +%s) - s)) s (limit $l)"
+  return $rc
+}
+nvidia-smi --query-gpu=name,driver_version,memory.total,memory.used,clocks.sm,clocks.max.sm --format=csv,noheader | tee "$OUT/summary.log"
+sitelib=$(python3 -c 'import nvidia, os; print(os.path.join(list(nvidia.__path__)[0], "cu13", "lib"))' 2>/dev/null)
+export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${sitelib:-/nonexistent}:${LD_LIBRARY_PATH:-}
+have_cuda() { node -e 'const a=require("node-gyp-build")(process.cwd()).backendInfo().cuda; console.log("cuda:", JSON.stringify(a)); process.exit(a.available?0:1)'; }
+if [[ -n "${MIXATTN_PREBUILT:-}" && -f "$MIXATTN_PREBUILT" ]]; then
+  mkdir -p build/Release && cp "$MIXATTN_PREBUILT" build/Release/mixattn.node
+fi
+if ! have_cuda 2>&1 | tee -a "$OUT/summary.log"; then
+  echo "building the addon here" | tee -a "$OUT/summary.log"
+  rm -rf build
+  step build 300 env MIXATTN_CUDA=ON node scripts/build-native.mjs --CDMIXATTN_CUDA_ARCHS=90a >"$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log"; exit 1; }
+  have_cuda 2>&1 | tee -a "$OUT/summary.log" || exit 1
+fi
+export MIXATTN_TWIN_REPORT="$OUT/twin-errors.jsonl"
+rm -f "$MIXATTN_TWIN_REPORT"
+WG='128:5,128:6,128:7,128:8,128:9'  # the wgmma configurations: in a process of their own (a fault spoils the context)
+{
+  step attn 120 env MIXATTN_PREFILL_SKIP=$WG npx vitest run test/gpu/attention.test.ts --reporter=verbose
+  step attn-wgmma 90 env MIXATTN_PREFILL_ONLY=$WG npx vitest run test/gpu/attention.test.ts --reporter=verbose
+} >"$OUT/vitest.log" 2>&1
+grep -E "^\[attn|✓|×|FAIL|rel err|Tests " "$OUT/vitest.log" | grep -vE "^ +✓" | tee -a "$OUT/summary.log" | head -60
+if [[ "${SKIP_BENCH:-}" != 1 ]]; then
+  step bench 300 env PYTHONUNBUFFERED=1 python3 bench/attention.py >"$OUT/bench.log" 2>&1
+  tail -3 "$OUT/bench.log" | tee -a "$OUT/summary.log"
+  cp bench/results/attention-"$(date +%F)".{json,md} "$OUT/" 2>/dev/null
+  cat bench/results/attention-"$(date +%F)".md
+fi
+step rest 150 npx vitest run test/gpu/ops.test.ts test/gpu/model.test.ts test/gpu/hf.test.ts --reporter=verbose >>"$OUT/vitest.log" 2>&1
+grep -E "^\[rest|×|FAIL|rel err|Tests " "$OUT/vitest.log" | tail -30 | tee -a "$OUT/summary.log"
+node -e 'const l=require("fs").readFileSync(process.argv[1],"utf8").trim().split("\n").map(JSON.parse);l.sort((a,b)=>b.err/b.bound-a.err/a.bound);console.log("worst err/bound:");for(const r of l.slice(0,15))console.log((r.err/r.bound).toFixed(3),r.err.toExponential(2),r.check)' "$MIXATTN_TWIN_REPORT" 2>&1 | tee -a "$OUT/summary.log"
+if [[ "${SKIP_SANITIZE:-}" != 1 ]]; then
+  for tool in memcheck racecheck; do
+    step $tool 75 env MIXATTN_SANITIZE_PREFILL=1 compute-sanitizer --tool $tool --error-exitcode 3 node test/gpu/sanitize.mjs >>"$OUT/sanitize.log" 2>&1
+    echo "$tool: $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY|every op ran|^\[' "$OUT/sanitize.log" | tail -3 | tr '\n' ' ')" | tee -a "$OUT/summary.log"
+  done
+fi
+if [[ "${NCU:-}" == 1 ]]; then
+  # Where the default prefill kernel's time goes (one launch, causal 8k), and its SASS mix.
+  pre='[{"name":"prefill causal 8k","kind":"prefill","batch":1,"ctx":8192,"window":0,"repeat":0,"heads":32,"kvHeads":8,"dim":128}]'
+  step ncu 90 ncu --section SpeedOfLight --section Occupancy --section WarpStateStats --section SchedulerStats --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis --section LaunchStats --kernel-name regex:prefillKernel --launch-count 1 node bench/attention.mjs "$pre" >"$OUT/ncu.txt" 2>&1
+  fn=$(cuobjdump -symbols build/Release/mixattn.node 2>/dev/null | grep -oE '_ZN7mixattn4cuda13prefillKernelINS0_10PrefillCfgILi128ELi8ELi1ELi64ELb1ELi1ELb1ELb1E[A-Za-z0-9_]*' | head -1)
+  { echo "== SASS of $fn"; cuobjdump -sass -fun "$fn" build/Release/mixattn.node | grep -oE '(HGMMA|WARPGROUP\.[A-Z]+|WARPSYNC|BAR\.SYNC|LDGSTS|MUFU\.EX2|FMUL|FFMA|SHFL\.BFLY|LDL|STL|DEPBAR)[^ ;]*' | sort | uniq -c | sort -rn | head -30; } >>"$OUT/ncu.txt" 2>&1
+  grep -iE "Duration|Throughput|Occupancy|Registers Per|Eligible|Issued Ipc|Warp Cycles Per Issued|Stall|No Eligible|HGMMA|WARPGROUP|BAR.SYNC|LDGSTS" "$OUT/ncu.txt" | head -60 | tee -a "$OUT/summary.log"
+fi
+echo "total $(($(date +%s) - t0)) s" | tee -a "$OUT/summary.log"
