@@ -15,7 +15,9 @@
 # it loads the driver (libcuda) itself, lazily, at the first CUDA call.
 set(MIXATTN_HAVE_CUDA OFF)
 set(CUBLAS_ROOT "$ENV{CUBLAS_ROOT}" CACHE PATH "Folder with include/cublasLt.h and lib/libcublasLt.so* (e.g. the nvidia-cublas wheel's nvidia/cu13)")
-set(MIXATTN_CUDA_ARCHS "80;90" CACHE STRING "CUDA architectures of the CUDA backend")
+# sm_80 (A100-class) and sm_90a (Hopper, with the wgmma prefill path) as machine code, plus
+# compute_90 PTX so newer GPUs can JIT the portable (mma.sync) kernels.
+set(MIXATTN_CUDA_ARCHS "80-real;90a-real;90-virtual" CACHE STRING "CUDA architectures of the CUDA backend")
 
 if(NOT MIXATTN_CUDA STREQUAL "OFF")
   include(CheckLanguage)
