@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/paged_kv_check.h"
 #include "cpu/attention.h"
 
 namespace mixattn {
@@ -19,21 +20,6 @@ namespace {
 
 // Query vectors per tile: R rows x G heads ~ 24 (four 6-row register tiles).
 constexpr int kTileQueries = 24;
-
-void checkLayout(const PagedKv& kv, const char* op) {
-  auto fail = [&](const std::string& what) { throw Error(std::string(op) + ": " + what); };
-  if (!kv.arena) fail("KV arena is null");
-  if (kv.numKvHeads <= 0 || kv.blockSize <= 0 || kv.kDim <= 0 || kv.vDim <= 0)
-    fail("numKvHeads, blockSize, kDim and vDim must be positive");
-  if (kv.pagesPerBlock <= 0 || kv.slot < 0 || kv.slot >= kv.pagesPerBlock)
-    fail("slot " + std::to_string(kv.slot) + " outside [0, pagesPerBlock=" +
-         std::to_string(kv.pagesPerBlock) + ")");
-  size_t need = size_t(kv.numKvHeads) * kv.blockSize * (size_t(kv.kDim) + kv.vDim) *
-                dtypeSize(kv.dtype);
-  if (kv.pageBytes < need)
-    fail("pageBytes " + std::to_string(kv.pageBytes) + " is smaller than the page layout (" +
-         std::to_string(need) + " bytes)");
-}
 
 }  // namespace
 
@@ -53,7 +39,7 @@ void throwBadPage(const char* op, int seq, int pos, const char* what, int64_t pa
 
 void appendKv(ThreadPool& pool, const PagedKv& kv, const BatchLayout& batch, const float* k,
               const float* v) {
-  checkLayout(kv, "appendKv");
+  checkPagedKvLayout(kv, "appendKv");
   const int T = std::max(batch.numTokens, 0);
   // Resolve (and validate) every page first so a bad id leaves the cache untouched.
   std::vector<int32_t> pages(static_cast<size_t>(T));
@@ -76,7 +62,7 @@ void appendKv(ThreadPool& pool, const PagedKv& kv, const BatchLayout& batch, con
 
 void attention(ThreadPool& pool, float* out, const float* q, const PagedKv& kv,
                const BatchLayout& batch, int numHeads, int window, float scale, float softcap) {
-  checkLayout(kv, "attention");
+  checkPagedKvLayout(kv, "attention");
   if (numHeads <= 0 || numHeads % kv.numKvHeads != 0)
     throw Error("attention: numHeads " + std::to_string(numHeads) +
                 " is not a positive multiple of numKvHeads " + std::to_string(kv.numKvHeads));

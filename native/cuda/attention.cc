@@ -14,6 +14,7 @@
 #include <climits>
 #include <string>
 
+#include "common/paged_kv_check.h"
 #include "cuda/attention.h"
 #include "cuda/cuda_backend.h"
 
@@ -26,18 +27,8 @@ std::atomic<int> gPath{int(AttnPath::Auto)};
 std::atomic<int> gPrefillVariant{-1};  // "prefill:N" forces configuration N (attn_prefill_*.cu)
 
 void checkLayout(const PagedKv& kv, int numHeads) {
+  checkPagedKvLayout(kv, "attention");
   auto fail = [](const std::string& what) { throw Error("attention: " + what); };
-  if (!kv.arena) fail("KV arena is null");
-  if (kv.numKvHeads <= 0 || kv.blockSize <= 0 || kv.kDim <= 0 || kv.vDim <= 0)
-    fail("numKvHeads, blockSize, kDim and vDim must be positive");
-  if (kv.pagesPerBlock <= 0 || kv.slot < 0 || kv.slot >= kv.pagesPerBlock)
-    fail("slot " + std::to_string(kv.slot) + " outside [0, pagesPerBlock=" +
-         std::to_string(kv.pagesPerBlock) + ")");
-  const size_t need = size_t(kv.numKvHeads) * kv.blockSize * (size_t(kv.kDim) + kv.vDim) *
-                      dtypeSize(kv.dtype);
-  if (kv.pageBytes < need)
-    fail("pageBytes " + std::to_string(kv.pageBytes) + " is smaller than the page layout (" +
-         std::to_string(need) + " bytes)");
   if (numHeads <= 0 || numHeads % kv.numKvHeads != 0)
     fail("numHeads " + std::to_string(numHeads) + " is not a positive multiple of numKvHeads " +
          std::to_string(kv.numKvHeads));

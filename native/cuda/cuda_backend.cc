@@ -17,6 +17,7 @@
 
 #include "cuda/attention.h"
 #include "cuda/gemm.h"
+#include "common/paged_kv_check.h"
 #include "common/rope_freq.h"
 #include "cuda/ops.h"
 
@@ -156,6 +157,7 @@ class CudaBackend final : public Backend {
   }
   void appendKv(const PagedKv& kv, const BatchLayout& batch, const void* k,
                 const void* v) override {
+    checkPagedKvLayout(kv, "appendKv");
     bind();
     cuda::appendKv(ctx_, kv, batch, k, v);
   }
