@@ -11,26 +11,41 @@ namespace {
 // Runs one forward step off the JS thread.
 class ForwardWorker : public Napi::AsyncWorker {
  public:
-  ForwardWorker(Napi::Env env, NativeModel* owner, ModelRunner* runner, StepInput input)
+  // argmax: resolve the logit rows' greedy token ids (Int32Array, computed on the device)
+  // instead of their logits (Float32Array).
+  ForwardWorker(Napi::Env env, NativeModel* owner, ModelRunner* runner, StepInput input, bool argmax)
       : Napi::AsyncWorker(env, "mixattn.forward"),
         deferred_(Napi::Promise::Deferred::New(env)),
         owner_(owner),
         runner_(runner),
-        input_(std::move(input)) {
+        input_(std::move(input)),
+        argmax_(argmax) {
     owner_->Ref();  // keep the JS object (and its runner) alive while the step runs
   }
   Napi::Promise promise() { return deferred_.Promise(); }
 
   void Execute() override {
     try {
-      logits_.resize(input_.logitRows.size() * size_t(runner_->desc().vocabSize));
-      runner_->forward(input_, logits_.data());
+      if (argmax_) {
+        ids_.resize(input_.logitRows.size());
+        runner_->forwardArgmax(input_, ids_.data());
+      } else {
+        logits_.resize(input_.logitRows.size() * size_t(runner_->desc().vocabSize));
+        runner_->forward(input_, logits_.data());
+      }
     } catch (const std::exception& e) {
       SetError(e.what());
     }
   }
   void OnOK() override {
     Napi::Env env = Env();
+    if (argmax_) {
+      auto out = Napi::Int32Array::New(env, ids_.size());
+      std::copy(ids_.begin(), ids_.end(), out.Data());
+      done();
+      deferred_.Resolve(out);
+      return;
+    }
     auto out = Napi::Float32Array::New(env, logits_.size());
     std::copy(logits_.begin(), logits_.end(), out.Data());
     done();
@@ -50,7 +65,9 @@ class ForwardWorker : public Napi::AsyncWorker {
   NativeModel* owner_;
   ModelRunner* runner_;
   StepInput input_;
+  bool argmax_;
   std::vector<float> logits_;
+  std::vector<int32_t> ids_;
 };
 
 DType dtypeFromJs(Napi::Env env, const Napi::Value& v, const char* what) {
@@ -164,7 +181,14 @@ Napi::Value NativeModel::Forward(const Napi::CallbackInfo& info) {
     in.tables.push_back(int32s(t, "table", "step.tables[" + std::to_string(c) + "]"));
   }
   in.tableStrides = int32s(o, "tableStrides", "step");
-  auto* worker = new ForwardWorker(env, this, &r, std::move(in));
+  // step.output: 'logits' (default) or 'argmax'.
+  bool argmax = false;
+  if (o.Has("output") && !o.Get("output").IsUndefined()) {
+    const std::string mode = o.Get("output").IsString() ? o.Get("output").As<Napi::String>().Utf8Value() : "";
+    if (mode == "argmax") argmax = true;
+    else if (mode != "logits") throw Napi::TypeError::New(env, "step.output must be 'logits' or 'argmax'");
+  }
+  auto* worker = new ForwardWorker(env, this, &r, std::move(in), argmax);
   busy_ = true;
   Napi::Promise promise = worker->promise();
   worker->Queue();

@@ -53,6 +53,11 @@ export interface NativeStep {
   tables: Int32Array[];
   tableStrides: Int32Array;
   logitRows: Int32Array;
+  /**
+   * What forward resolves: the logit rows' fp32 logits (rows × vocab; the default), or their
+   * greedy token ids (Backend::argmax on the device: only the ids cross to the host).
+   */
+  output?: 'logits' | 'argmax';
 }
 
 export interface NativeModelHandle {
@@ -60,7 +65,8 @@ export interface NativeModelHandle {
   missingWeights(): string[];
   /** Returns the page size in bytes. */
   allocateKv(numPages: number, dtype: NativeDType, blockSize: number): number;
-  forward(step: NativeStep): Promise<Float32Array>;
+  forward(step: NativeStep & { output: 'argmax' }): Promise<Int32Array>;
+  forward(step: NativeStep & { output?: 'logits' }): Promise<Float32Array>;
   dispose(): void;
   info(): { disposed: boolean; backend?: string; weightBytes?: number; kvPages?: number; kvPageBytes?: number };
 }

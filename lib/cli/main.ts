@@ -1,10 +1,11 @@
 #!/usr/bin/env node
-/** The `mixattn` command line: generate, chat, serve, inspect, demo. */
+/** The `mixattn` command line: generate, chat, serve, inspect, demo, bench. */
 import { runInspect, INSPECT_USAGE } from './inspect.js';
 import { runDemo, DEMO_USAGE } from './demo.js';
 import { runGenerate, GENERATE_USAGE } from './generate.js';
 import { runChat, CHAT_USAGE } from './chat.js';
 import { runServe, SERVE_USAGE } from './serve.js';
+import { runBench, BENCH_USAGE } from './bench.js';
 
 const USAGE = `mixattn <command> [options]
 
@@ -14,6 +15,7 @@ Commands:
   serve     an OpenAI-compatible HTTP server (/v1/completions, /v1/chat/completions, /metrics)
   demo      run the built-in random-weights model under standard and MixAttention plans
   inspect   KV memory of layer plans: bytes per token, at a context, max concurrent sequences
+  bench     end-to-end greedy decode speed of a random 1B-class model (tokens/s, weight-read floor)
 
 ${GENERATE_USAGE}
 
@@ -23,7 +25,9 @@ ${SERVE_USAGE}
 
 ${DEMO_USAGE}
 
-${INSPECT_USAGE}`;
+${INSPECT_USAGE}
+
+${BENCH_USAGE}`;
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -42,6 +46,9 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     case 'demo':
       await runDemo(rest, (line) => console.log(line));
+      return 0;
+    case 'bench':
+      await runBench(rest, (line) => console.log(line));
       return 0;
     case undefined:
     case 'help':

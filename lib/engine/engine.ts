@@ -46,6 +46,15 @@ export interface StepEntry {
   readonly logits?: 'last' | 'all';
 }
 
+export interface StepOptions {
+  /**
+   * What the step returns per entry: the requested rows' logits (rows × vocab, fp32; the
+   * default), or their greedy token ids (one int32 per row; the argmax runs on the backend,
+   * so only the ids cross to the host — greedy decoding).
+   */
+  readonly output?: 'logits' | 'argmax';
+}
+
 const DEFAULT_KV_BUDGET = 256 * 1024 * 1024;
 
 export class Engine implements Disposable, AsyncDisposable {
@@ -147,10 +156,17 @@ export class Engine implements Disposable, AsyncDisposable {
 
   /**
    * Runs one forward step. Returns, per entry, the logits of the requested rows
-   * (rows × vocab, fp32). Throws KvCacheFullError, before running anything, when the
-   * pool cannot hold the new tokens.
+   * (rows × vocab, fp32), or with `{ output: 'argmax' }` their greedy token ids (one per
+   * row, the lowest index among equal maxima, computed on the backend). Throws
+   * KvCacheFullError, before running anything, when the pool cannot hold the new tokens.
    */
-  async step(entries: readonly StepEntry[]): Promise<Float32Array[]> {
+  step(entries: readonly StepEntry[], opts: StepOptions & { readonly output: 'argmax' }): Promise<Int32Array[]>;
+  step(entries: readonly StepEntry[], opts?: StepOptions & { readonly output?: 'logits' }): Promise<Float32Array[]>;
+  async step(entries: readonly StepEntry[], opts: StepOptions = {}): Promise<Float32Array[] | Int32Array[]> {
+    const argmaxOut = opts.output === 'argmax';
+    if (opts.output !== undefined && opts.output !== 'logits' && !argmaxOut) {
+      throw new RangeError(`step: output must be 'logits' or 'argmax', got ${String(opts.output)}`);
+    }
     const native = this.handle('step');
     if (this.running) throw new Error('step: another step is still running on this engine');
     if (entries.length === 0) throw new RangeError('step: no entries');
@@ -188,14 +204,27 @@ export class Engine implements Disposable, AsyncDisposable {
     const { tables, tableStrides } = this.packTables(entries, pastLen, numNew);
 
     this.running = true;
-    let logits: Float32Array;
+    const step = { tokens, numNew, pastLen, tables, tableStrides, logitRows: Int32Array.from(logitRows) };
+    let logits: Float32Array | undefined;
+    let ids: Int32Array | undefined;
     try {
-      logits = await native.forward({ tokens, numNew, pastLen, tables, tableStrides, logitRows: Int32Array.from(logitRows) });
+      if (argmaxOut) ids = await native.forward({ ...step, output: 'argmax' });
+      else logits = await native.forward(step);
     } finally {
       this.running = false;
     }
     // The tokens let the block manager key the blocks they fill, for prefix caching.
     for (const e of entries) this.blocks.commit(e.seq, e.tokens.length, e.tokens);
+    if (ids) {
+      const outIds: Int32Array[] = [];
+      let r = 0;
+      for (const n of rowsPerEntry) {
+        outIds.push(ids.subarray(r, r + n));
+        r += n;
+      }
+      return outIds;
+    }
+    logits = logits!;
     const V = this.config.vocabSize;
     const out: Float32Array[] = [];
     let r = 0;

@@ -1,6 +1,7 @@
 /**
  * Greedy generation for a batch of prompts: chunked prefill, then decode steps that
- * advance every live sequence together (argmax on the host until device sampling lands).
+ * advance every live sequence together. The argmax runs on the backend (Engine.step's
+ * `output: 'argmax'`): only token ids cross to the host.
  * The building block of the demo and the engine tests; the scheduler issue replaces it.
  */
 import type { Engine } from './engine.js';
@@ -51,10 +52,10 @@ export async function greedyGenerate(engine: Engine, prompts: readonly (readonly
         offsets[i] = end;
       }
       if (entries.length === 0) break;
-      const logits = await engine.step(entries);
+      const ids = await engine.step(entries, { output: 'argmax' });
       notePeak();
       idx.forEach((i, j) => {
-        if (offsets[i] === prompts[i].length) next[i] = argmax(logits[j]);
+        if (offsets[i] === prompts[i].length) next[i] = ids[j][0];
       });
     }
     const t1 = performance.now();
@@ -67,11 +68,14 @@ export async function greedyGenerate(engine: Engine, prompts: readonly (readonly
     if (opts.maxNewTokens > 0) for (const i of [...live]) emit(i);
     while (live.size > 0) {
       const order = [...live];
-      const logits = await engine.step(order.map((i) => ({ seq: seqs[i], tokens: [next[i]] })));
+      const ids = await engine.step(
+        order.map((i) => ({ seq: seqs[i], tokens: [next[i]] })),
+        { output: 'argmax' },
+      );
       notePeak();
       decodeTokens += order.length;
       order.forEach((i, j) => {
-        next[i] = argmax(logits[j]);
+        next[i] = ids[j][0];
         emit(i);
       });
     }

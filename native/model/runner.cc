@@ -32,7 +32,7 @@ ModelRunner::ModelRunner(std::unique_ptr<Backend> backend, ModelDesc desc)
 ModelRunner::~ModelRunner() {
   for (auto& [name, w] : weights_) backend_->release(w.data);
   for (void* p : {arena_, x_, h_, q_, k_, v_, attn_, o_, gate_, up_, rows_, meta_,
-                  static_cast<void*>(logitsDev_)})
+                  static_cast<void*>(logitsDev_), static_cast<void*>(idsDev_)})
     if (p) backend_->release(p);
 }
 
@@ -135,17 +135,21 @@ void ModelRunner::ensureWorkspace(int tokens, int logitRows) {
   if (logitRows > capLogitRows_) {
     const int cap = std::max(logitRows, capLogitRows_ * 2);
     void* rows = backend_->alloc(size_t(cap) * desc_.hiddenSize * a, "logit rows");
-    void* lg;
+    void *lg = nullptr, *ids = nullptr;
     try {
       lg = backend_->alloc(size_t(cap) * desc_.vocabSize * sizeof(float), "logits");
+      ids = backend_->alloc(size_t(cap) * sizeof(int32_t), "token ids");
     } catch (...) {
       backend_->release(rows);
+      if (lg) backend_->release(lg);
       throw;
     }
     if (rows_) backend_->release(rows_);
     if (logitsDev_) backend_->release(logitsDev_);
+    if (idsDev_) backend_->release(idsDev_);
     rows_ = rows;
     logitsDev_ = static_cast<float*>(lg);
+    idsDev_ = static_cast<int32_t*>(ids);
     capLogitRows_ = cap;
   }
 }
@@ -187,6 +191,18 @@ void ModelRunner::validateStep(const StepInput& in) const {
 }
 
 void ModelRunner::forward(const StepInput& in, float* logits) {
+  run(in);
+  backend_->download(logits, logitsDev_, in.logitRows.size() * size_t(desc_.vocabSize) * sizeof(float));
+}
+
+void ModelRunner::forwardArgmax(const StepInput& in, int32_t* ids) {
+  run(in);
+  const int R = int(in.logitRows.size());
+  backend_->argmax(idsDev_, logitsDev_, R, desc_.vocabSize);
+  backend_->download(ids, idsDev_, size_t(R) * sizeof(int32_t));
+}
+
+void ModelRunner::run(const StepInput& in) {
   validateStep(in);
   if (layerWeights_.empty()) bindLayerWeights();
   const ModelDesc& d = desc_;
@@ -308,7 +324,6 @@ void ModelRunner::forward(const StepInput& in, float* logits) {
   be.gatherRows(rows_, x_, md + oRows, R, H);
   be.rmsnorm(rows_, rows_, finalNorm->data, finalNorm->dtype, R, H, d.rmsNormEps);
   be.logits(logitsDev_, rows_, head->data, head->dtype, R, d.vocabSize, H, d.finalSoftcap);
-  be.download(logits, logitsDev_, size_t(R) * d.vocabSize * sizeof(float));
 }
 
 }  // namespace mixattn

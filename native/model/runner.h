@@ -50,6 +50,9 @@ class ModelRunner {
 
   // Runs one step; writes logits [logitRows.size(), vocab] (fp32) to `logits`.
   void forward(const StepInput& in, float* logits);
+  // Runs one step; writes the argmax token id of each of logitRows (int32, [logitRows.size()])
+  // to `ids`, computed on the backend (the logits stay in backend memory).
+  void forwardArgmax(const StepInput& in, int32_t* ids);
 
  private:
   struct Weight {
@@ -62,6 +65,8 @@ class ModelRunner {
   void bindLayerWeights();
   void ensureWorkspace(int tokens, int logitRows);
   void validateStep(const StepInput& in) const;
+  // The layer loop and LM head: leaves logitRows' fp32 logits in logitsDev_.
+  void run(const StepInput& in);
 
   std::unique_ptr<Backend> backend_;
   ModelDesc desc_;
@@ -82,6 +87,7 @@ class ModelRunner {
   void* meta_ = nullptr;
   size_t metaBytes_ = 0;
   float* logitsDev_ = nullptr;
+  int32_t* idsDev_ = nullptr;  // [capLogitRows_] argmax ids
 };
 
 }  // namespace mixattn
