@@ -13,7 +13,7 @@ export * from './api/index.js';
 export * from './sampling/index.js';
 
 // The engine underneath (native runner + paged KV) and the model description it runs.
-export { Engine, type BackendName, type EngineOptions, type StepEntry, type WeightTensor } from './engine/engine.js';
+export { Engine, type BackendName, type EngineOptions, type StepEntry, type StepOptions, type WeightTensor } from './engine/engine.js';
 export { llamaConfig, type ModelConfig, type RopeScaling, type Activation } from './model/config.js';
 export { BUILTIN_SIZES, builtinConfig, type BuiltinSize } from './model/builtin.js';
 export { randomWeights, type RandomWeightsOptions } from './model/random-weights.js';
