@@ -296,12 +296,15 @@ Napi::Object run(Napi::Env env, const std::string& backend, const std::string& o
     be.gatedActivation(o, b.act(f32s(a, "gate")), b.act(f32s(a, "up")), T, N,
                        act == "gelu_tanh" ? Activation::GeluTanh : Activation::SiLU);
     out.Set("out", b.read(o, size_t(T) * N));
-  } else if (op == "appendKv" || op == "attention") {
+  } else if (op == "appendKv" || op == "ropeAppendKv" || op == "attention") {
     size_t arenaElems = 0;
     const PagedKv kv = kvOf(a, b, &arenaElems);
     const BatchLayout batch = batchOf(a, b);
     if (op == "appendKv") {
       be.appendKv(kv, batch, b.act(f32s(a, "k")), b.act(f32s(a, "v")));
+      out.Set("arena", b.read(kv.arena, arenaElems, kv.dtype));
+    } else if (op == "ropeAppendKv") {
+      be.ropeAppendKv(kv, batch, b.act(f32s(a, "k")), b.act(f32s(a, "v")), ropeOf(a));
       out.Set("arena", b.read(kv.arena, arenaElems, kv.dtype));
     } else {
       PathOverride path(a, backend);

@@ -118,6 +118,15 @@ class Backend {
   // positions. Throws on a missing (-1) or out-of-range page id.
   virtual void appendKv(const PagedKv& kv, const BatchLayout& batch, const void* k,
                         const void* v) = 0;
+  // RoPE on the new keys fused with their append: the same pages as rope(k, positions, T,
+  // numKvHeads, kDim, p) followed by appendKv(kv, batch, k, v). k's contents afterwards are
+  // unspecified (a fused kernel rotates on the way to the page). This default is the CPU
+  // twin; backends override it to save a pass over k.
+  virtual void ropeAppendKv(const PagedKv& kv, const BatchLayout& batch, void* k, const void* v,
+                            const RopeParams& p) {
+    rope(k, batch.positions, batch.numTokens, kv.numKvHeads, kv.kDim, p);
+    appendKv(kv, batch, k, v);
+  }
   // q is [T, numHeads, kDim]; out[T, numHeads, vDim] = softmax(q·kᵀ * scale, soft-capped) · v over the cached keys of
   // each row's sequence at positions [max(0, p - window + 1), p] (window 0 = global: [0, p]).
   // GQA: query head h reads KV head h / (numHeads / numKvHeads).
@@ -130,6 +139,21 @@ class Backend {
   // the lowest index among equal maxima, NaN never chosen; 0 when nothing beats -inf. Greedy
   // decoding's token ids without moving the logits to the host.
   virtual void argmax(int32_t* out, const float* logits, int rows, int vocab) = 0;
+
+  // Graph capture (CUDA graphs): the ops issued between beginCapture() and endCapture() are
+  // recorded, not run, into a graph that replay() runs again with the same pointers and launch
+  // configurations (so the caller keeps every buffer they use at a fixed address and writes
+  // new inputs into them before each replay). Backends that cannot capture keep these
+  // defaults: canCapture() false, and the runner never calls the others.
+  virtual bool canCapture() const { return false; }
+  virtual void beginCapture() { throw Error(std::string(name()) + " backend cannot capture graphs"); }
+  // Ends the capture and returns the instantiated graph; throws (capture ended, nothing kept)
+  // when an op during the capture failed or was not capturable.
+  virtual void* endCapture() { throw Error(std::string(name()) + " backend cannot capture graphs"); }
+  // Ends a capture that an op's exception interrupted; discards what was recorded.
+  virtual void cancelCapture() {}
+  virtual void replay(void* /*graph*/) {}
+  virtual void releaseGraph(void* /*graph*/) {}
 };
 
 }  // namespace mixattn

@@ -161,6 +161,12 @@ class CudaBackend final : public Backend {
     bind();
     cuda::appendKv(ctx_, kv, batch, k, v);
   }
+  void ropeAppendKv(const PagedKv& kv, const BatchLayout& batch, void* k, const void* v,
+                    const RopeParams& p) override {
+    checkPagedKvLayout(kv, "appendKv");
+    bind();
+    cuda::ropeAppendKv(ctx_, kv, batch, k, v, invFreq(p, kv.kDim));
+  }
   void attention(void* out, const void* q, const PagedKv& kv, const BatchLayout& batch,
                  int numHeads, int window, float scale, float softcap) override {
     bind();
@@ -187,6 +193,57 @@ class CudaBackend final : public Backend {
     if (softcap > 0) softcapInPlace(ctx_, out, size_t(M) * V, softcap);
   }
 
+  // CUDA graphs of the stream's work (thread-local capture mode: an unsafe call made by the
+  // capturing thread fails the capture; other threads are not affected).
+  bool canCapture() const override { return true; }
+  void beginCapture() override {
+    bind();
+    if (capturing_) throw Error("beginCapture: a capture is already in progress");
+    check(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal), "beginCapture");
+    capturing_ = true;
+  }
+  void* endCapture() override {
+    bind();
+    capturing_ = false;
+    cudaGraph_t graph = nullptr;
+    const cudaError_t e = cudaStreamEndCapture(stream_, &graph);
+    if (e != cudaSuccess || !graph) {
+      if (graph) cudaGraphDestroy(graph);
+      cudaGetLastError();
+      throw Error(std::string("endCapture: the capture failed (") + cudaGetErrorString(e) + ")");
+    }
+    cudaGraphExec_t exec = nullptr;
+    const cudaError_t ie = cudaGraphInstantiate(&exec, graph, 0);
+    cudaGraphDestroy(graph);
+    if (ie != cudaSuccess) {
+      cudaGetLastError();
+      throw Error(std::string("endCapture: cudaGraphInstantiate failed (") +
+                  cudaGetErrorString(ie) + ")");
+    }
+    ++liveGraphs_;
+    return exec;
+  }
+  void cancelCapture() override {
+    if (!capturing_) return;
+    bind();
+    capturing_ = false;
+    cudaGraph_t graph = nullptr;
+    cudaStreamEndCapture(stream_, &graph);
+    if (graph) cudaGraphDestroy(graph);
+    cudaGetLastError();
+  }
+  void replay(void* graph) override {
+    bind();
+    check(cudaGraphLaunch(static_cast<cudaGraphExec_t>(graph), stream_), "replay");
+  }
+  void releaseGraph(void* graph) override {
+    if (!graph) return;
+    bind();
+    cudaStreamSynchronize(stream_);  // no launch of it still in flight
+    cudaGraphExecDestroy(static_cast<cudaGraphExec_t>(graph));
+    if (liveGraphs_ > 0 && --liveGraphs_ == 0) freeRetired();
+  }
+
  private:
   // Ops may run on any thread (the runner steps on the libuv pool): make ours current.
   void bind() { cudaSetDevice(device_); }
@@ -194,7 +251,10 @@ class CudaBackend final : public Backend {
   // Device scratch valid until the next op that asks for scratch (one stream orders them).
   float* scratch(size_t bytes) {
     if (bytes > scratchBytes_) {
-      if (scratch_) cudaFree(scratch_);  // waits for the work that may still read it
+      if (capturing_) throw Error("scratch: would grow during a graph capture");
+      // Graphs hold the old address: keep it until the last graph is released.
+      if (scratch_ && liveGraphs_ > 0) retired_.push_back(scratch_);
+      else if (scratch_) cudaFree(scratch_);  // waits for the work that may still read it
       scratch_ = nullptr;
       scratchBytes_ = 0;
       const size_t want = bytes + bytes / 4;
@@ -221,7 +281,13 @@ class CudaBackend final : public Backend {
     return ropeCache_[key] = static_cast<const double*>(d);
   }
 
+  void freeRetired() {
+    for (void* p : retired_) cudaFree(p);
+    retired_.clear();
+  }
+
   void freeAll() {
+    freeRetired();
     gemm_.reset();
     for (auto& [k, p] : ropeCache_) cudaFree(const_cast<double*>(p));
     ropeCache_.clear();
@@ -243,6 +309,9 @@ class CudaBackend final : public Backend {
   void* scratch_ = nullptr;
   size_t scratchBytes_ = 0;
   std::map<std::string, const double*> ropeCache_;
+  bool capturing_ = false;
+  int liveGraphs_ = 0;
+  std::vector<void*> retired_;  // scratch buffers that live graphs may still use
 };
 
 }  // namespace

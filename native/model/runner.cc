@@ -1,6 +1,7 @@
 #include "model/runner.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 
 namespace mixattn {
@@ -30,6 +31,7 @@ ModelRunner::ModelRunner(std::unique_ptr<Backend> backend, ModelDesc desc)
 }
 
 ModelRunner::~ModelRunner() {
+  dropGraphs();
   for (auto& [name, w] : weights_) backend_->release(w.data);
   for (void* p : {arena_, x_, h_, q_, k_, v_, attn_, o_, gate_, up_, rows_, meta_,
                   static_cast<void*>(logitsDev_), static_cast<void*>(idsDev_)})
@@ -101,7 +103,17 @@ void ModelRunner::allocateKv(int numPages, DType dtype, int blockSize) {
   if (blockSize <= 0) throw Error("allocateKv: blockSize must be > 0");
   const size_t page =
       size_t(blockSize) * desc_.numKvHeads * 2 * desc_.headDim * dtypeSize(dtype);
-  void* arena = backend_->alloc(page * size_t(numPages), "KV cache");
+  // One page more than asked: the page that padded rows of bucketed decode steps write and
+  // read (see step()); the caller's page ids stay in [0, numPages).
+  void* arena = backend_->alloc(page * size_t(numPages + 1), "KV cache");
+  try {
+    const std::vector<char> zeros(page, 0);
+    backend_->upload(static_cast<char*>(arena) + page * size_t(numPages), zeros.data(), page);
+  } catch (...) {
+    backend_->release(arena);
+    throw;
+  }
+  dropGraphs();
   if (arena_) backend_->release(arena_);
   arena_ = arena;
   numPages_ = numPages;
@@ -111,6 +123,7 @@ void ModelRunner::allocateKv(int numPages, DType dtype, int blockSize) {
 
 void ModelRunner::ensureWorkspace(int tokens, int logitRows) {
   const size_t a = dtypeSize(backend_->activationDType());
+  if (tokens > capTokens_ || logitRows > capLogitRows_) dropGraphs();
   if (tokens > capTokens_) {
     const int cap = std::max(tokens, capTokens_ * 2);
     const size_t H = desc_.hiddenSize, I = desc_.intermediateSize;
@@ -190,19 +203,118 @@ void ModelRunner::validateStep(const StepInput& in) const {
                   std::to_string(in.logitRows[r]) + " is not a row of this step");
 }
 
+void ModelRunner::dropGraphs() {
+  for (auto& [bucket, g] : graphs_) {
+    if (g.exec) backend_->releaseGraph(g.exec);
+    if (g.meta) backend_->release(g.meta);
+  }
+  graphs_.clear();
+}
+
+namespace {
+// MIXATTN_CUDA_GRAPHS: unset, "1" or "on": decode steps replay graphs where the backend can
+// capture; "0" or "off": every step runs its ops as given (no padding); "eager": decode steps
+// are padded to their bucket like graphed ones but run eagerly (tests: same numbers as graphs).
+enum class GraphMode { Off, On, Eager };
+GraphMode graphMode() {
+  const char* e = std::getenv("MIXATTN_CUDA_GRAPHS");
+  if (!e || !*e || !std::strcmp(e, "1") || !std::strcmp(e, "on")) return GraphMode::On;
+  if (!std::strcmp(e, "eager")) return GraphMode::Eager;
+  return GraphMode::Off;
+}
+int decodeBucket(int seqs) {
+  for (int b = 1; b <= 256; b *= 2)
+    if (seqs <= b) return b;
+  return 0;
+}
+int32_t pow2AtLeast(int64_t n) {
+  int64_t p = 1;
+  while (p < n) p *= 2;
+  return int32_t(p);
+}
+}  // namespace
+
+// Decode-only steps (one new token per sequence, at most one logit row per sequence) are
+// padded to a bucket of 1, 2, 4, ..., 256 rows: the padded rows are dummy sequences (token 0
+// at position 0) whose one block is the arena's spare page, and their logits are never read;
+// table rows are padded (-1) to a per-bucket stride that only grows (re-capture). Every launch
+// configuration then depends on the bucket and the strides only, so the ops are captured once
+// per bucket and replayed with the step's metadata uploaded to the bucket's fixed buffer.
+void ModelRunner::step(const StepInput& in) {
+  const GraphMode mode = graphMode();
+  const bool capture = mode == GraphMode::On && backend_->canCapture();
+  if (!capture && mode != GraphMode::Eager) return run(in);
+  const int S = int(in.numNew.size());
+  const int B = decodeBucket(S);
+  bool decode = B > 0 && int(in.tokens.size()) == S && int(in.logitRows.size()) <= S;
+  for (int s = 0; decode && s < S; ++s) decode = in.numNew[s] == 1;
+  if (!decode) return run(in);
+  validateStep(in);  // the caller's errors name the caller's input, not the padded one
+  if (layerWeights_.empty()) bindLayerWeights();
+  ensureWorkspace(B, B);  // may drop graphs: before taking one
+
+  const size_t C = desc_.classes.size();
+  DecodeGraph* g = &graphs_[B];
+  bool restride = g->strides.size() != C;
+  for (size_t c = 0; !restride && c < C; ++c) restride = in.tableStrides[c] > g->strides[c];
+  if (restride) {
+    std::vector<int32_t> strides(C);
+    for (size_t c = 0; c < C; ++c) {
+      const int64_t ppb = desc_.classes[c].pagesPerBlock;
+      const int64_t old = g->strides.size() == C ? g->strides[c] : 0;
+      // whole blocks, a power of two of them, at least 16 blocks
+      const int64_t blocks = std::max<int64_t>((in.tableStrides[c] + ppb - 1) / ppb, 16);
+      strides[c] = int32_t(std::max<int64_t>(old, ppb * pow2AtLeast(blocks)));
+    }
+    if (g->exec) backend_->releaseGraph(g->exec);
+    if (g->meta) backend_->release(g->meta);
+    *g = DecodeGraph{};
+    g->strides = strides;
+  }
+
+  StepInput p;
+  p.tokens = in.tokens;
+  p.tokens.resize(B, 0);
+  p.numNew.assign(B, 1);
+  p.pastLen = in.pastLen;
+  p.pastLen.resize(B, 0);
+  p.tableStrides = g->strides;
+  p.tables.resize(C);
+  for (size_t c = 0; c < C; ++c) {
+    const size_t from = size_t(in.tableStrides[c]), to = size_t(g->strides[c]);
+    auto& t = p.tables[c];
+    t.assign(size_t(B) * to, -1);
+    for (int s = 0; s < S; ++s)
+      std::copy_n(in.tables[c].begin() + s * from, from, t.begin() + s * to);
+    for (int s = S; s < B; ++s)
+      std::fill_n(t.begin() + s * to, desc_.classes[c].pagesPerBlock, int32_t(numPages_));
+  }
+  p.logitRows = in.logitRows;
+  p.logitRows.resize(B, 0);
+
+  if (!capture || g->failed) return run(p, g, GraphUse::None);
+  if (g->exec) return run(p, g, GraphUse::Replay);
+  run(p, g, GraphUse::None);  // creates what the ops cache (plans, scratch) and does the step
+  try {
+    run(p, g, GraphUse::Record);  // records the same ops; runs nothing
+  } catch (const Error&) {
+    g->failed = true;  // this bucket stays eager; the step above already ran
+  }
+}
+
 void ModelRunner::forward(const StepInput& in, float* logits) {
-  run(in);
+  step(in);
   backend_->download(logits, logitsDev_, in.logitRows.size() * size_t(desc_.vocabSize) * sizeof(float));
 }
 
 void ModelRunner::forwardArgmax(const StepInput& in, int32_t* ids) {
-  run(in);
+  step(in);
   const int R = int(in.logitRows.size());
   backend_->argmax(idsDev_, logitsDev_, R, desc_.vocabSize);
   backend_->download(ids, idsDev_, size_t(R) * sizeof(int32_t));
 }
 
-void ModelRunner::run(const StepInput& in) {
+void ModelRunner::run(const StepInput& in, DecodeGraph* g, GraphUse use) {
   validateStep(in);
   if (layerWeights_.empty()) bindLayerWeights();
   const ModelDesc& d = desc_;
@@ -236,14 +348,24 @@ void ModelRunner::run(const StepInput& in) {
     meta.insert(meta.end(), t.begin(), t.end());
   }
   const size_t metaBytes = meta.size() * sizeof(int32_t);
-  if (metaBytes > metaBytes_) {
+  if (g) {  // the bucket's own buffer, at the address its graph reads
+    if (!g->meta) {
+      g->meta = be.alloc(metaBytes, "decode step metadata");
+      g->metaBytes = metaBytes;
+    }
+    if (metaBytes != g->metaBytes) throw Error("forward: decode step metadata changed size");
+  } else if (metaBytes > metaBytes_) {
     void* m = be.alloc(std::max(metaBytes, metaBytes_ * 2), "step metadata");
     if (meta_) be.release(meta_);
     meta_ = m;
     metaBytes_ = std::max(metaBytes, metaBytes_ * 2);
   }
-  be.upload(meta_, meta.data(), metaBytes);
-  const int32_t* md = static_cast<const int32_t*>(meta_);
+  be.upload(g ? g->meta : meta_, meta.data(), metaBytes);
+  const int32_t* md = static_cast<const int32_t*>(g ? g->meta : meta_);
+  if (use == GraphUse::Replay) {
+    be.replay(g->exec);
+    return;
+  }
 
   BatchLayout batch;
   batch.numSeqs = S;
@@ -261,7 +383,7 @@ void ModelRunner::run(const StepInput& in) {
     kv.arena = arena_;
     kv.dtype = kvType_;
     kv.pageBytes = pageBytes();
-    kv.numPages = numPages_;
+    kv.numPages = numPages_ + (g ? 1 : 0);  // padded rows use the spare page
     kv.blockSize = blockSize_;
     kv.numKvHeads = d.numKvHeads;
     kv.kDim = c.kDim;
@@ -275,6 +397,18 @@ void ModelRunner::run(const StepInput& in) {
 
   const int H = d.hiddenSize, I = d.intermediateSize, hd = d.headDim;
   const int qDim = d.numHeads * hd, kvDim = d.numKvHeads * hd;
+  // Ends a capture that an op's exception interrupts.
+  struct CaptureGuard {
+    Backend* be = nullptr;
+    ~CaptureGuard() {
+      if (be) be->cancelCapture();
+    }
+  } guard;
+  if (use == GraphUse::Record) {
+    be.beginCapture();
+    guard.be = &be;
+  }
+
   const Weight* embed = find("embed");
   be.embedding(x_, md, T, embed->data, embed->dtype, d.vocabSize, H, d.embeddingScale);
   be.rmsnorm(h_, x_, layerWeights_[0].attnNorm->data, layerWeights_[0].attnNorm->dtype, T, H,
@@ -294,8 +428,7 @@ void ModelRunner::run(const StepInput& in) {
       be.matmul(v_, h_, w.vProj->data, w.vProj->dtype, bias(w.vBias), T, kvDim, H);
       if (d.qkNorm)
         be.rmsnorm(k_, k_, w.kNorm->data, w.kNorm->dtype, T * d.numKvHeads, hd, d.rmsNormEps);
-      be.rope(k_, batch.positions, T, d.numKvHeads, hd, rope);
-      be.appendKv(pagedKv(i), batch, k_, v_);
+      be.ropeAppendKv(pagedKv(i), batch, k_, v_, rope);
     }
     be.attention(attn_, q_, pagedKv(l.kvSource), batch, d.numHeads, l.window, d.attnScale,
                  d.attnSoftcap);
@@ -324,6 +457,10 @@ void ModelRunner::run(const StepInput& in) {
   be.gatherRows(rows_, x_, md + oRows, R, H);
   be.rmsnorm(rows_, rows_, finalNorm->data, finalNorm->dtype, R, H, d.rmsNormEps);
   be.logits(logitsDev_, rows_, head->data, head->dtype, R, d.vocabSize, H, d.finalSoftcap);
+  if (use == GraphUse::Record) {
+    guard.be = nullptr;
+    g->exec = be.endCapture();
+  }
 }
 
 }  // namespace mixattn

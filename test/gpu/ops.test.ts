@@ -145,6 +145,23 @@ describe.skipIf(!cudaAvailable)(`CUDA ops vs CPU twins (${TWIN}, seed ${SEED})`,
       expect(relErr(gpu.arena, cpu.arena), dtype).toBe(0);
     }
   });
+
+  it('ropeAppendKv (RoPE fused into the append) writes the pages rope + appendKv write', () => {
+    for (const dtype of ['bf16', 'f32'] as const) {
+      const blockSize = 16, numKvHeads = 2, kDim = 64, vDim = 64, numPages = 8, pagesPerBlock = 1, slot = 0;
+      const numNew = Int32Array.from([20, 1, 7]);
+      const pastLen = Int32Array.from([0, 40, 300]);
+      const tableStride = 20;
+      const tables = Int32Array.from({ length: 3 * tableStride }, (_, i) => i % numPages);
+      const T = 28;
+      const kv = { dtype, numPages, blockSize, numKvHeads, kDim, vDim, pagesPerBlock, slot, tableStride, tables, arena: randn(rng, numPages * blockSize * numKvHeads * (kDim + vDim)) };
+      for (const rope of [{ theta: 10000, scaling: 'default' }, { theta: 500000, scaling: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPosition: 64 }]) {
+        const args = { kv, numNew, pastLen, rope, k: randn(rng, T * numKvHeads * kDim), v: randn(rng, T * numKvHeads * vDim) };
+        const [gpu, cpu] = twin('ropeAppendKv', args);
+        expectWithin(`ropeAppendKv ${dtype} ${rope.scaling}`, relErr(gpu.arena, cpu.arena), bound('rope'));
+      }
+    }
+  });
 });
 
 describe.skipIf(!cudaAvailable || TWIN === 'cpu')('CUDA errors in device data', () => {
