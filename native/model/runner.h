@@ -60,13 +60,27 @@ class ModelRunner {
     DType dtype = DType::F32;
   };
   struct LayerWeights;
+  // A decode step padded to a batch-size bucket, captured as a backend graph (see step()).
+  struct DecodeGraph {
+    void* exec = nullptr;   // the instantiated graph (null until captured)
+    void* meta = nullptr;   // the step metadata at the fixed address the graph reads
+    size_t metaBytes = 0;
+    std::vector<int32_t> strides;  // per cache class: the padded table stride
+    bool failed = false;    // capture failed: this bucket runs its padded ops eagerly
+  };
+  enum class GraphUse { None, Record, Replay };
 
   const Weight* find(const std::string& name) const;
   void bindLayerWeights();
   void ensureWorkspace(int tokens, int logitRows);
   void validateStep(const StepInput& in) const;
   // The layer loop and LM head: leaves logitRows' fp32 logits in logitsDev_.
-  void run(const StepInput& in);
+  // With g: the step is a padded decode step whose metadata goes to g->meta; Record captures
+  // its ops into g->exec (after they ran eagerly once), Replay launches g->exec instead.
+  void run(const StepInput& in, DecodeGraph* g = nullptr, GraphUse use = GraphUse::None);
+  // Runs a step: decode-only steps through a bucket (graphs, MIXATTN_CUDA_GRAPHS), else run().
+  void step(const StepInput& in);
+  void dropGraphs();
 
   std::unique_ptr<Backend> backend_;
   ModelDesc desc_;
@@ -88,6 +102,9 @@ class ModelRunner {
   size_t metaBytes_ = 0;
   float* logitsDev_ = nullptr;
   int32_t* idsDev_ = nullptr;  // [capLogitRows_] argmax ids
+  // Decode graphs by bucket size. They point into the workspace, the arena and the backend's
+  // scratch: dropped whenever the workspace or the arena is reallocated.
+  std::map<int, DecodeGraph> graphs_;
 };
 
 }  // namespace mixattn
