@@ -1,6 +1,7 @@
 #include "model/runner.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
@@ -227,17 +228,12 @@ int decodeBucket(int seqs) {
     if (seqs <= b) return b;
   return 0;
 }
-int32_t pow2AtLeast(int64_t n) {
-  int64_t p = 1;
-  while (p < n) p *= 2;
-  return int32_t(p);
-}
 }  // namespace
 
 // Decode-only steps (one new token per sequence, at most one logit row per sequence) are
 // padded to a bucket of 1, 2, 4, ..., 256 rows: the padded rows are dummy sequences (token 0
 // at position 0) whose one block is the arena's spare page, and their logits are never read;
-// table rows are padded (-1) to a per-bucket stride that only grows (re-capture). Every launch
+// table rows are padded (-1) to a per-bucket stride (re-captured when it changes). Every launch
 // configuration then depends on the bucket and the strides only, so the ops are captured once
 // per bucket and replayed with the step's metadata uploaded to the bucket's fixed buffer.
 void ModelRunner::step(const StepInput& in) {
@@ -255,17 +251,16 @@ void ModelRunner::step(const StepInput& in) {
 
   const size_t C = desc_.classes.size();
   DecodeGraph* g = &graphs_[B];
-  bool restride = g->strides.size() != C;
-  for (size_t c = 0; !restride && c < C; ++c) restride = in.tableStrides[c] > g->strides[c];
-  if (restride) {
-    std::vector<int32_t> strides(C);
-    for (size_t c = 0; c < C; ++c) {
-      const int64_t ppb = desc_.classes[c].pagesPerBlock;
-      const int64_t old = g->strides.size() == C ? g->strides[c] : 0;
-      // whole blocks, a power of two of them, at least 16 blocks
-      const int64_t blocks = std::max<int64_t>((in.tableStrides[c] + ppb - 1) / ppb, 16);
-      strides[c] = int32_t(std::max<int64_t>(old, ppb * pow2AtLeast(blocks)));
-    }
+  // The padded stride: the caller's, rounded up to 16 blocks (256 tokens of 16). The decode
+  // kernel splits the keys a row could have (the stride) into chunks, so a much larger stride
+  // than needed leaves chunks empty: re-captured whenever the rounded stride changes.
+  std::vector<int32_t> strides(C);
+  for (size_t c = 0; c < C; ++c) {
+    const int64_t ppb = desc_.classes[c].pagesPerBlock;
+    const int64_t blocks = std::max<int64_t>((in.tableStrides[c] + ppb - 1) / ppb, 1);
+    strides[c] = int32_t(ppb * ((blocks + 15) / 16 * 16));
+  }
+  if (g->strides != strides) {
     if (g->exec) backend_->releaseGraph(g->exec);
     if (g->meta) backend_->release(g->meta);
     *g = DecodeGraph{};
@@ -297,8 +292,10 @@ void ModelRunner::step(const StepInput& in) {
   run(p, g, GraphUse::None);  // creates what the ops cache (plans, scratch) and does the step
   try {
     run(p, g, GraphUse::Record);  // records the same ops; runs nothing
-  } catch (const Error&) {
+  } catch (const Error& e) {
     g->failed = true;  // this bucket stays eager; the step above already ran
+    std::fprintf(stderr, "mixattn: decode graph capture (bucket %d) failed, eager instead: %s\n", B,
+                 e.what());
   }
 }
 
