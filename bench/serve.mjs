@@ -23,7 +23,7 @@ import { execSync } from 'node:child_process';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { Engine, Model, llamaConfig, presetPlan, kvReport, formatBytes, parseBytes } from '../dist/lib/index.js';
+import { Engine, Model, llamaConfig, presetPlan, kvReport, formatBytes, parseBytes, fastWeights, Prng, hashSeed } from '../dist/lib/index.js';
 import { weightSpecs } from '../dist/lib/model/weights.js';
 
 const t0Process = performance.now();
@@ -92,79 +92,14 @@ const cfg = llamaConfig({
 const kvBudgetBytes = parseBytes(S.kvBudget);
 const log = (...m) => console.log(`[${((performance.now() - t0Process) / 1000).toFixed(1)}s]`, ...m);
 
-// ---------------------------------------------------------------------------------------
-// Weights: bf16, deterministic per tensor name (so every plan gets the same values for the
-// tensors it has), drawn fast: a 4096-entry table of bf16 normals per tensor, indexed by a
-// xorshift32 stream. The values only need the right scale (no zeros, no NaNs): timing does
-// not depend on them, and 1.3B Box-Muller draws in JS would take minutes.
+// Weights: lib/model/fast-weights.ts (bf16, deterministic per tensor name, so every plan gets
+// the same values for the tensors it has; fast enough for 1B+ parameters).
+const weights = (plan) => fastWeights(cfg, plan, S.seed);
 
-function hash32(s, seed) {
-  let h = 0x811c9dc5 ^ seed;
-  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
-  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
-  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
-  return (h ^ (h >>> 16)) >>> 0 || 1;
-}
-
-/** mulberry32: uniform [0, 1). */
-function rng(seed) {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-const f32 = new Float32Array(1);
-const u32 = new Uint32Array(f32.buffer);
-function bf16Bits(x) {
-  f32[0] = x;
-  const b = u32[0];
-  return ((b + 0x7fff + ((b >>> 16) & 1)) >>> 16) & 0xffff; // round to nearest even (finite inputs)
-}
-
-const weightCache = new Map();
-function tensorBits(spec) {
-  const hit = weightCache.get(spec.name);
-  if (hit) return hit;
-  const n = spec.shape.reduce((x, y) => x * y, 1);
-  const r = rng(hash32(spec.name, S.seed));
-  const normal = () => Math.sqrt(-2 * Math.log(1 - r())) * Math.cos(2 * Math.PI * r());
-  const name = spec.name;
-  const [scale, offset] =
-    name === 'embed' ? [1, 0]
-    : name === 'lm_head' || name.endsWith('_proj') ? [1 / Math.sqrt(spec.shape[spec.shape.length - 1]), 0]
-    : name.endsWith('_norm') ? [0.1, 1]
-    : [0.1, 0];
-  const table = new Uint16Array(4096);
-  for (let i = 0; i < table.length; i++) {
-    let v = offset + scale * normal();
-    if (v === 0) v = scale * 1e-3;
-    table[i] = bf16Bits(v);
-  }
-  const out = new Uint16Array(n);
-  let x = hash32(name, S.seed ^ 0x5bd1e995);
-  let i = 0;
-  for (; i + 1 < n; i += 2) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out[i] = table[x & 4095];
-    out[i + 1] = table[(x >>> 12) & 4095];
-  }
-  if (i < n) out[i] = table[(x >>> 20) & 4095];
-  weightCache.set(name, out);
-  return out;
-}
-
-function* weights(plan) {
-  for (const spec of weightSpecs(cfg, plan)) {
-    const bits = tensorBits(spec);
-    yield { name: spec.name, shape: spec.shape, dtype: 'bf16', bytes: new Uint8Array(bits.buffer, bits.byteOffset, bits.byteLength) };
-  }
+/** A uniform [0, 1) stream named `name` under the run's seed. */
+function rng(name) {
+  const p = new Prng(hashSeed(S.seed, name));
+  return () => p.uniform();
 }
 
 // ---------------------------------------------------------------------------------------
@@ -172,7 +107,7 @@ function* weights(plan) {
 // identical for every plan.
 
 function workload(rate, salt) {
-  const r = rng(hash32(`arrivals:${rate}:${salt}`, S.seed));
+  const r = rng(`arrivals:${rate}:${salt}`);
   const reqs = [];
   let t = 0;
   for (;;) {
@@ -229,7 +164,7 @@ async function warmUp(model) {
   // and cuBLASLt plans for the common shapes before the clock starts.
   const n = Math.min(8, Math.max(2, Math.floor(model.engine.blocks.numPages / 4096)));
   const len = Math.min(S.promptTokens, 4 * S.prefillChunk);
-  const r = rng(hash32('warmup', S.seed));
+  const r = rng('warmup');
   const jobs = [];
   for (let i = 0; i < n; i++) {
     const ids = Array.from({ length: len }, () => Math.floor(r() * cfg.vocabSize));
@@ -498,7 +433,6 @@ try {
     await warmUp(warm);
     log(`${name}: warmed up in ${((performance.now() - tw) / 1000).toFixed(1)} s`);
   }
-  weightCache.clear();
   result.model.params = weightSpecs(cfg, presetPlan('standard', cfg.numLayers)).reduce((s, w) => s + w.shape.reduce((x, y) => x * y, 1), 0);
 
   for (const rate of S.rates) {

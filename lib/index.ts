@@ -17,6 +17,8 @@ export { Engine, type BackendName, type EngineOptions, type StepEntry, type Step
 export { llamaConfig, type ModelConfig, type RopeScaling, type Activation } from './model/config.js';
 export { BUILTIN_SIZES, builtinConfig, type BuiltinSize } from './model/builtin.js';
 export { randomWeights, type RandomWeightsOptions } from './model/random-weights.js';
+export { fastWeights } from './model/fast-weights.js';
+export { Prng, hashSeed } from './model/prng.js';
 export type { NativeDType } from './native.js';
 
 // Layer plans (presets, notation, validation) and the KV memory model / reports.

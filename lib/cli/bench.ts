@@ -17,7 +17,9 @@ import { execSync } from 'node:child_process';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { llamaConfig, type ModelConfig } from '../model/config.js';
-import { weightSpecs, type WeightSpec } from '../model/weights.js';
+import { fastWeights } from '../model/fast-weights.js';
+import { Prng, hashSeed } from '../model/prng.js';
+import { weightSpecs } from '../model/weights.js';
 import { presetPlan } from '../plan/presets.js';
 import { Engine, type BackendName, type WeightTensor } from '../engine/engine.js';
 import { greedyGenerate } from '../engine/greedy.js';
@@ -77,78 +79,6 @@ function benchConfig(size: string): ModelConfig {
     return llamaConfig({ vocabSize: 2048, hiddenSize: 256, intermediateSize: 704, numLayers: 4, numHeads: 4, numKvHeads: 2, headDim: 64 });
   }
   throw new UsageError(`--size must be 1b or small, got '${size}'`);
-}
-
-// ---------------------------------------------------------------------------------------
-// Weights: bf16, deterministic per tensor name, drawn fast (as bench/serve.mjs does): a
-// 4096-entry table of bf16 normals per tensor at the tensor's scale, indexed by a xorshift32
-// stream. Timing does not depend on the values; they only need the right scale (no zeros,
-// no NaNs), and 1.3B Box-Muller draws in JS would take minutes.
-
-function hash32(s: string, seed: number): number {
-  let h = 0x811c9dc5 ^ seed;
-  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
-  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
-  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
-  return (h ^ (h >>> 16)) >>> 0 || 1;
-}
-
-/** mulberry32: uniform [0, 1). */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-const f32 = new Float32Array(1);
-const u32 = new Uint32Array(f32.buffer);
-function bf16Bits(x: number): number {
-  f32[0] = x;
-  const b = u32[0];
-  return ((b + 0x7fff + ((b >>> 16) & 1)) >>> 16) & 0xffff; // round to nearest even (finite inputs)
-}
-
-function tensorBits(spec: WeightSpec, seed: number): Uint16Array {
-  const n = spec.shape.reduce((x, y) => x * y, 1);
-  const r = rng(hash32(spec.name, seed));
-  const normal = () => Math.sqrt(-2 * Math.log(1 - r())) * Math.cos(2 * Math.PI * r());
-  const name = spec.name;
-  const [scale, offset] =
-    name === 'embed' ? [1, 0]
-    : name === 'lm_head' || name.endsWith('_proj') ? [1 / Math.sqrt(spec.shape[spec.shape.length - 1]), 0]
-    : name.endsWith('_norm') ? [0.1, 1]
-    : [0.1, 0];
-  const table = new Uint16Array(4096);
-  for (let i = 0; i < table.length; i++) {
-    let v = offset + scale * normal();
-    if (v === 0) v = scale * 1e-3;
-    table[i] = bf16Bits(v);
-  }
-  const out = new Uint16Array(n);
-  let x = hash32(name, seed ^ 0x5bd1e995);
-  let i = 0;
-  for (; i + 1 < n; i += 2) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out[i] = table[x & 4095];
-    out[i + 1] = table[(x >>> 12) & 4095];
-  }
-  if (i < n) out[i] = table[(x >>> 20) & 4095];
-  return out;
-}
-
-/** Fast deterministic bf16 weights for a config under the standard plan (one tensor at a time). */
-export function* benchWeights(cfg: ModelConfig, seed: number): Generator<WeightTensor> {
-  for (const spec of weightSpecs(cfg, presetPlan('standard', cfg.numLayers))) {
-    const bits = tensorBits(spec, seed);
-    yield { name: spec.name, shape: spec.shape, dtype: 'bf16', bytes: new Uint8Array(bits.buffer, bits.byteOffset, bits.byteLength) };
-  }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -339,7 +269,7 @@ export async function runBench(argv: string[], log: (line: string) => void): Pro
 
   log(`mixattn bench: ${report.device}; backend ${backend}; model ${size} (${(params / 1e9).toFixed(3)}B params); KV budget ${(kvBudgetBytes / 2 ** 30).toFixed(2)} GiB`);
   const tb = performance.now();
-  const engine = await Engine.createAsync(cfg, plan, benchWeights(cfg, seed), { backend, threads, kvDtype, kvBudgetBytes, prefixCache: false, blockSize });
+  const engine = await Engine.createAsync(cfg, plan, fastWeights(cfg, plan, seed), { backend, threads, kvDtype, kvBudgetBytes, prefixCache: false, blockSize });
   try {
     report.weightBytes = engine.weightBytes;
     report.weightBytesReadPerStep = engine.weightBytes - cfg.vocabSize * cfg.hiddenSize * 2;
@@ -357,8 +287,8 @@ export async function runBench(argv: string[], log: (line: string) => void): Pro
       return out;
     };
 
-    const r = rng(hash32('prompts', seed));
-    const prompt = () => Array.from({ length: promptTokens }, () => Math.floor(r() * cfg.vocabSize));
+    const r = new Prng(hashSeed(seed, 'prompts'));
+    const prompt = () => Array.from({ length: promptTokens }, () => Math.floor(r.uniform() * cfg.vocabSize));
     for (const batch of batches) {
       if (elapsed() > deadlineS) {
         log(`batch ${batch}: skipped, past the deadline (${elapsed().toFixed(0)} s)`);
