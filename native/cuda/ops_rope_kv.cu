@@ -30,10 +30,13 @@ __global__ void ropeKernel(bf16* x, const int32_t* positions, int heads, int hea
   }
 }
 
-// One block per (row, KV head): the row's K and V for that head go to its page. A bad page
-// id is recorded and the row skipped.
-template <typename KT>
-__global__ void appendKvKernel(AttnArgs a, const bf16* k, const bf16* v, DeviceError* err) {
+// One block per (row, KV head): the row's K and V for that head go to its page; with kRope,
+// K is rotated on the way (each thread rotates the pairs (i, i + kDim/2) it owns, the angle in
+// double as ropeKernel computes it, rounded to bf16 as the separate rope kernel stores it).
+// A bad page id is recorded and the row skipped.
+template <typename KT, bool kRope>
+__global__ void appendKvKernel(AttnArgs a, const bf16* k, const bf16* v, const double* invFreq,
+                               DeviceError* err) {
   const int t = blockIdx.x, h = blockIdx.y, H = a.numKvHeads;
   __shared__ int page;
   const int s = a.seqOfToken[t], p = a.positions[t];
@@ -46,38 +49,35 @@ __global__ void appendKvKernel(AttnArgs a, const bf16* k, const bf16* v, DeviceE
   KT* vd = reinterpret_cast<KT*>(base + vOffset(a, h, off, sizeof(KT)));
   const bf16* ks = k + ((size_t)t * H + h) * a.kDim;
   const bf16* vs = v + ((size_t)t * H + h) * a.vDim;
-  for (int e = threadIdx.x; e < a.kDim; e += blockDim.x) kd[e] = fromF<KT>(toF(ks[e]));
+  if constexpr (kRope) {
+    const int half = a.kDim / 2;
+    for (int i = threadIdx.x; i < half; i += blockDim.x) {
+      double sn, cs;
+      sincos(double(p) * invFreq[i], &sn, &cs);
+      const float cf = float(cs), sf = float(sn), x0 = toF(ks[i]), x1 = toF(ks[i + half]);
+      kd[i] = fromF<KT>(toF(fromF<bf16>(x0 * cf - x1 * sf)));
+      kd[i + half] = fromF<KT>(toF(fromF<bf16>(x1 * cf + x0 * sf)));
+    }
+  } else {
+    for (int e = threadIdx.x; e < a.kDim; e += blockDim.x) kd[e] = fromF<KT>(toF(ks[e]));
+  }
   for (int e = threadIdx.x; e < a.vDim; e += blockDim.x) vd[e] = fromF<KT>(toF(vs[e]));
 }
 
-// appendKvKernel with RoPE applied to K on the way to the page: each thread rotates the pairs
-// (i, i + kDim/2) it owns, with the angle computed in double as ropeKernel does.
-template <typename KT>
-__global__ void ropeAppendKvKernel(AttnArgs a, const bf16* k, const bf16* v, const double* invFreq,
-                                   DeviceError* err) {
-  const int t = blockIdx.x, h = blockIdx.y, H = a.numKvHeads;
-  __shared__ int page;
-  const int s = a.seqOfToken[t], p = a.positions[t];
-  if (threadIdx.x == 0) page = lookupPage(a, s, p, err, kOpAppendKv);
-  __syncthreads();
-  if (page < 0) return;
-  char* base = const_cast<char*>(a.arena) + (size_t)page * a.pageBytes;
-  const int off = blockOffset(a, p);
-  KT* kd = reinterpret_cast<KT*>(base + kOffset(a, h, off, sizeof(KT)));
-  KT* vd = reinterpret_cast<KT*>(base + vOffset(a, h, off, sizeof(KT)));
-  const bf16* ks = k + ((size_t)t * H + h) * a.kDim;
-  const bf16* vs = v + ((size_t)t * H + h) * a.vDim;
-  const int half = a.kDim / 2;
-  const double pos = p;
-  for (int i = threadIdx.x; i < half; i += blockDim.x) {
-    double sn, cs;
-    sincos(pos * invFreq[i], &sn, &cs);
-    // Round the rotated value to bf16 first, as the separate rope kernel stores it.
-    const float cf = float(cs), sf = float(sn), x0 = toF(ks[i]), x1 = toF(ks[i + half]);
-    kd[i] = fromF<KT>(toF(fromF<bf16>(x0 * cf - x1 * sf)));
-    kd[i + half] = fromF<KT>(toF(fromF<bf16>(x1 * cf + x0 * sf)));
-  }
-  for (int e = threadIdx.x; e < a.vDim; e += blockDim.x) vd[e] = fromF<KT>(toF(vs[e]));
+template <bool kRope>
+void launchAppendKv(const Ctx& c, const PagedKv& kv, const BatchLayout& batch, const void* k,
+                    const void* v, const double* invFreq, const char* op) {
+  if (batch.numTokens <= 0) return;
+  const AttnArgs a = kvArgs(kv, batch);
+  const dim3 grid(unsigned(batch.numTokens), unsigned(kv.numKvHeads));
+  const unsigned threads = kv.kDim >= 128 ? (kRope ? 64 : 128) : 32;
+  auto* kb = static_cast<const bf16*>(k);
+  auto* vb = static_cast<const bf16*>(v);
+  if (kv.dtype == DType::BF16)
+    appendKvKernel<bf16, kRope><<<grid, threads, 0, c.stream>>>(a, kb, vb, invFreq, c.err);
+  else
+    appendKvKernel<float, kRope><<<grid, threads, 0, c.stream>>>(a, kb, vb, invFreq, c.err);
+  checkLaunch(op);
 }
 
 }  // namespace
@@ -94,32 +94,12 @@ void rope(const Ctx& c, void* x, const int32_t* positions, int T, int heads, int
 
 void appendKv(const Ctx& c, const PagedKv& kv, const BatchLayout& batch, const void* k,
               const void* v) {
-  if (batch.numTokens <= 0) return;
-  const AttnArgs a = kvArgs(kv, batch);
-  const dim3 grid(unsigned(batch.numTokens), unsigned(kv.numKvHeads));
-  const unsigned threads = kv.kDim >= 128 ? 128 : 32;
-  auto* kb = static_cast<const bf16*>(k);
-  auto* vb = static_cast<const bf16*>(v);
-  if (kv.dtype == DType::BF16)
-    appendKvKernel<bf16><<<grid, threads, 0, c.stream>>>(a, kb, vb, c.err);
-  else
-    appendKvKernel<float><<<grid, threads, 0, c.stream>>>(a, kb, vb, c.err);
-  checkLaunch("appendKv");
+  launchAppendKv<false>(c, kv, batch, k, v, nullptr, "appendKv");
 }
 
 void ropeAppendKv(const Ctx& c, const PagedKv& kv, const BatchLayout& batch, const void* k,
                   const void* v, const double* invFreq) {
-  if (batch.numTokens <= 0) return;
-  const AttnArgs a = kvArgs(kv, batch);
-  const dim3 grid(unsigned(batch.numTokens), unsigned(kv.numKvHeads));
-  const unsigned threads = kv.kDim >= 128 ? 64 : 32;
-  auto* kb = static_cast<const bf16*>(k);
-  auto* vb = static_cast<const bf16*>(v);
-  if (kv.dtype == DType::BF16)
-    ropeAppendKvKernel<bf16><<<grid, threads, 0, c.stream>>>(a, kb, vb, invFreq, c.err);
-  else
-    ropeAppendKvKernel<float><<<grid, threads, 0, c.stream>>>(a, kb, vb, invFreq, c.err);
-  checkLaunch("ropeAppendKv");
+  launchAppendKv<true>(c, kv, batch, k, v, invFreq, "ropeAppendKv");
 }
 
 }  // namespace cuda
