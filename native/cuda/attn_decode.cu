@@ -55,19 +55,9 @@ __global__ void __launch_bounds__(kThreads)
   float* sL = sM + G;
   float* sC = sL + G;
 
-  const int s = a.seqOfToken[t], p = a.positions[t];
-  int kBeg = 0, kEnd = 0;
-  if (s < 0 || s >= a.numSeqs || p < 0) {
-    if (tid == 0 && sp == 0)
-      reportError(err, s < 0 || s >= a.numSeqs ? kErrSeqRange : kErrNegativePos, kOpAttention, s, p);
-  } else {
-    const int lo = keyLo(p, a.window);
-    kBeg = lo + sp * chunk;
-    kEnd = min(p + 1, lo + (sp + 1) * chunk);
-    // maxKeys comes from the table's width: a row with more keys has positions beyond it.
-    if (sp == splits - 1 && tid == 0 && (long long)lo + (long long)splits * chunk <= p)
-      reportError(err, kErrBeyondTable, kOpAttention, s, p);
-  }
+  const int s = a.seqOfToken[t];
+  int kBeg, kEnd;
+  splitKeyRange(a, t, sp, splits, chunk, tid, err, &kBeg, &kEnd);
   const size_t rowHead = (size_t)t * a.numHeads + head0;  // first output (t, head0)
   if (kBeg >= kEnd) {  // an empty split (or a bad row): contributes nothing
     for (int e = tid; e < G * D; e += kThreads) {

@@ -86,6 +86,26 @@ __device__ __forceinline__ int keyLo(int p, int window) {
   return window > 0 ? max(0, p - window + 1) : 0;
 }
 
+// The keys split `sp` of `splits` (each `chunk` keys) of decode row t covers: [*kBeg, *kEnd),
+// empty for a bad row (reported once, by split 0) or a split past the row's keys. A row whose
+// keys reach beyond splits × chunk (the table's width) is reported by the last split.
+__device__ __forceinline__ void splitKeyRange(const AttnArgs& a, int t, int sp, int splits,
+                                              int chunk, int tid, DeviceError* err, int* kBeg,
+                                              int* kEnd) {
+  const int s = a.seqOfToken[t], p = a.positions[t];
+  *kBeg = *kEnd = 0;
+  if (s < 0 || s >= a.numSeqs || p < 0) {
+    if (tid == 0 && sp == 0)
+      reportError(err, s < 0 || s >= a.numSeqs ? kErrSeqRange : kErrNegativePos, kOpAttention, s, p);
+    return;
+  }
+  const int lo = keyLo(p, a.window);
+  *kBeg = lo + sp * chunk;
+  *kEnd = min(p + 1, lo + (sp + 1) * chunk);
+  if (sp == splits - 1 && tid == 0 && (long long)lo + (long long)splits * chunk <= p)
+    reportError(err, kErrBeyondTable, kOpAttention, s, p);
+}
+
 __device__ __forceinline__ float warpMax(float v) {
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
