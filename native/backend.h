@@ -79,6 +79,14 @@ struct PagedKv {
   int slot = 0;
 };
 
+// The expansion of low-rank keys (attentionLowRankKeys): basis is U, [headDim][kDim] fp32
+// row-major in backend memory (k[i] = sum_j U[i][j] c[j]); rope is the layer's RoPE.
+struct KeyBasis {
+  const float* basis = nullptr;
+  int headDim = 0;
+  RopeParams rope;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -132,6 +140,19 @@ class Backend {
   // GQA: query head h reads KV head h / (numHeads / numKvHeads).
   virtual void attention(void* out, const void* q, const PagedKv& kv, const BatchLayout& batch,
                          int numHeads, int window, float scale, float softcap) = 0;
+  // Eigen Attention (low-rank keys): the cache holds, per key and KV head, c[kv.kDim]
+  // coefficients of the pre-RoPE key in a basis U shared by the layer's KV heads. Scores use
+  // k = rope(U · c, key position), expanded inside the kernel (full-width keys never reach
+  // memory). q is [T, numHeads, keys.headDim], already rotated; out is [T, numHeads, kv.vDim]
+  // (V may be low-rank too: the output then stays at rank vDim until W_o). Otherwise as
+  // attention().
+  virtual void attentionLowRankKeys(void* out, const void* q, const PagedKv& kv,
+                                    const BatchLayout& batch, int numHeads, int window,
+                                    float scale, float softcap, const KeyBasis& keys) {
+    (void)out, (void)q, (void)kv, (void)batch, (void)numHeads, (void)window, (void)scale,
+        (void)softcap, (void)keys;
+    throw Error(std::string(name()) + " backend: attention with low-rank keys is not implemented");
+  }
   // out[M, V] (fp32) = hidden[M, K] · W[V, K]ᵀ, then cap·tanh(x/cap) when softcap > 0.
   virtual void logits(float* out, const void* hidden, const void* w, DType wType, int M, int V,
                       int K, float softcap) = 0;
