@@ -14,13 +14,13 @@ import { parseArgs } from 'node:util';
 import { resolvePlan } from '../plan/notation.js';
 import { PRESET_NAMES } from '../plan/presets.js';
 import { withKvRank, withoutKvRank } from '../plan/ranks.js';
-import type { KvRank, LayerPlan } from '../plan/types.js';
+import type { LayerPlan } from '../plan/types.js';
 import { kvReport, type KvReport } from '../kv/report.js';
 import { formatBytes, parseBytes } from '../kv/bytes.js';
 import { mapHfConfig } from '../hf/architectures.js';
 import { ModelLoadError } from '../hf/errors.js';
 import { formatTable } from './table.js';
-import { intOption, UsageError } from './args.js';
+import { intOption, kvRankOption, UsageError } from './args.js';
 
 export const INSPECT_USAGE = `mixattn inspect [options]
   --model DIR       take layers, KV heads, head width, window and plan from a model's
@@ -71,7 +71,7 @@ export function runInspect(argv: string[]): string {
   const headDim = model?.headDim ?? intOption(values['head-dim'], 'head-dim', 128);
   const context = intOption(values.context, 'context', 32768);
   const window = intOption(values.window, 'window', model?.window ?? 1024);
-  const rank = values['kv-rank'] === undefined ? undefined : rankOption(values['kv-rank'], headDim);
+  const rank = values['kv-rank'] === undefined ? undefined : kvRankOption(values['kv-rank'], headDim);
   const blockSize = intOption(values['block-size'], 'block-size', 16);
   const chunk = intOption(values.chunk, 'chunk', 2048);
   const dtype = values['kv-dtype'] ?? 'bf16';
@@ -126,19 +126,6 @@ function checkpoint(dir: string): Checkpoint {
     ...(sliding?.kind === 'sliding' ? { window: sliding.window } : {}),
     plan: spec.plan,
   };
-}
-
-/** --kv-rank: 'R' (keys and values) or 'k=R1,v=R2' (either order). */
-function rankOption(text: string, headDim: number): KvRank {
-  const one = /^\d+$/.test(text.trim()) ? Number(text) : undefined;
-  const m = /^\s*k\s*=\s*(\d+)\s*,\s*v\s*=\s*(\d+)\s*$/.exec(text) ?? /^\s*v\s*=\s*(\d+)\s*,\s*k\s*=\s*(\d+)\s*$/.exec(text);
-  const swapped = m !== null && /^\s*v/.test(text);
-  const r = one !== undefined ? { k: one, v: one } : m ? { k: Number(m[swapped ? 2 : 1]), v: Number(m[swapped ? 1 : 2]) } : undefined;
-  if (!r) throw new UsageError(`--kv-rank must be R or k=R1,v=R2 (e.g. 32 or k=32,v=48), got '${text}'`);
-  for (const [what, x] of [['k', r.k], ['v', r.v]] as const) {
-    if (x < 1 || x > headDim) throw new UsageError(`--kv-rank: ${what} = ${x} must be in [1, head width ${headDim}]`);
-  }
-  return r;
 }
 
 /** 'k32v48' when every layer has that rank, else 'low-rank' (per-layer ranks). */
