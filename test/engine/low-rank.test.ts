@@ -7,6 +7,9 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { Engine } from '../../lib/engine/engine.js';
+import { nativeModelDesc } from '../../lib/engine/native-desc.js';
+import { kvLayout } from '../../lib/kv/layout.js';
+import { loadAddon, type NativeModelDesc } from '../../lib/native.js';
 import { llamaConfig, type ModelConfig } from '../../lib/model/config.js';
 import { randomWeights, weightMap } from '../../lib/model/random-weights.js';
 import { kvBytesPerToken, pagesPerSequence } from '../../lib/kv/memory-model.js';
@@ -162,5 +165,26 @@ describe('low-rank K/V: errors', () => {
     // a reader has no basis of its own
     const extra = [...low, { ...low.find((t) => t.name === 'layers.0.k_up')!, name: 'layers.1.k_up' }];
     expect(() => Engine.create(c3, plan, extra, { kvPages: 4 })).toThrow(/'layers\.1\.k_up' is not part of this model/);
+  });
+
+  it('the native model description is checked: widths, shared-page regions and readers, naming the layer', () => {
+    const c3 = llamaConfig({ ...cfg, numLayers: 4 });
+    const plan = parsePlan('0:k4v6 0:k4v6 2:k5v3 3', { headDim: 16 });
+    const layout = kvLayout(plan, { numKvHeads: c3.numKvHeads, headDim: 16, dtypeBytes: 4 });
+    // widths 10 and 8 share the second page of the block (the full-width owner 3 has the first)
+    expect(layout.layerPlacement.map((p) => [p.slot, p.offset])).toEqual([[1, 0], [1, 0], [1, 10], [0, 0]]);
+    const { NativeModel } = loadAddon();
+    const build = (edit: (d: NativeModelDesc) => void) => {
+      const d = structuredClone(nativeModelDesc(c3, plan, layout));
+      edit(d);
+      new NativeModel(d, { backend: 'cpu', threads: 1 }).dispose();
+    };
+    expect(() => build(() => {})).not.toThrow();
+    expect(() => build((d) => void (d.layers[1].pageOffset = 2))).toThrow(/layers\[1\]\.pageOffset\/kDim\/vDim\/lowRankKeys must equal its source's/);
+    expect(() => build((d) => void (d.layers[2].pageOffset = 4))).toThrow(/layers\[2\]\.pageOffset overlaps another owner's region of its page/);
+    expect(() => build((d) => void (d.layers[2].pageOffset = 25))).toThrow(/layers\[2\]\.pageOffset 25 \+ kDim \+ vDim \(8\) must fit pageWidth 32/);
+    expect(() => build((d) => void ((d.layers[0].lowRankKeys = false), (d.layers[1].lowRankKeys = false)))).toThrow(/layers\[0\]\.kDim 4: keys narrower than headDim=16 must be low-rank keys/);
+    expect(() => build((d) => void (d.layers[3].vDim = 17))).toThrow(/layers\[3\]\.vDim 17 must be in \[1, headDim=16\]/);
+    expect(() => build((d) => void (d.classes[0].pagesPerBlock = 3))).toThrow(/classes\[0\]: no owner uses page 2 of its blocks/);
   });
 });
