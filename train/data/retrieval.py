@@ -131,6 +131,8 @@ def build_sample(rng, filler, length_tokens, depth=None, n_needles=None):
     question = QUESTION.format(name=names[asked])
     question_ids = filler.encode(question)
     span = length_tokens - len(question_ids) - len(needles[asked][1])
+    if span < 0:
+        raise ValueError(f"retrieval sample: length_tokens {length_tokens} is shorter than the question and needle")
     target = round(depth * span)
 
     # Other needles go before the asked one with probability depth, where they fit.
@@ -147,8 +149,6 @@ def build_sample(rng, filler, length_tokens, depth=None, n_needles=None):
             raise ValueError(f"retrieval sample: length_tokens {length_tokens} is too short for {n_needles} needles")
         rooms[side] -= len(needles[k][1])
         placed[side].append(needles[k])
-    if span < 0:
-        raise ValueError(f"retrieval sample: length_tokens {length_tokens} is shorter than the question and needle")
 
     before = _segment(rng, filler, target, placed["before"])
     after = _segment(rng, filler, span - target, placed["after"])
