@@ -81,15 +81,29 @@ export function tallyRetrieval(items: readonly RetrievalItem[], correct: readonl
   return { byContext, byCell };
 }
 
-export async function retrieval(engine: Engine, tokenizer: Tokenizer, items: readonly RetrievalItem[], opts: RetrievalOptions): Promise<RetrievalResult> {
-  const t0 = performance.now();
-  const V = engine.config.vocabSize;
-  const encoded = items.map((it) => {
+export interface EncodedItem {
+  readonly prompt: readonly number[];
+  /** Tokens to generate: the answer's token count + 2. */
+  readonly newTokens: number;
+}
+
+/** Prompt ids (BOS only where the tokenizer adds one) and how many tokens to generate, per item. */
+export function encodeRetrieval(tokenizer: Tokenizer, items: readonly RetrievalItem[], vocabSize: number): EncodedItem[] {
+  return items.map((it) => {
     const prompt = tokenizer.encode(it.prompt);
-    checkIdsInVocab(prompt, V, `retrieval line ${it.line} prompt`);
-    const answerTokens = tokenizer.encode(it.answer, { addSpecialTokens: false }).length;
-    return { prompt, newTokens: answerTokens + 2 };
+    checkIdsInVocab(prompt, vocabSize, `retrieval line ${it.line} prompt`);
+    return { prompt, newTokens: tokenizer.encode(it.answer, { addSpecialTokens: false }).length + 2 };
   });
+}
+
+export async function retrieval(
+  engine: Engine,
+  tokenizer: Tokenizer,
+  items: readonly RetrievalItem[],
+  opts: RetrievalOptions,
+  encoded: readonly EncodedItem[] = encodeRetrieval(tokenizer, items, engine.config.vocabSize),
+): Promise<RetrievalResult> {
+  const t0 = performance.now();
   // Similar lengths together: a batch's prefill ends at about the same step.
   const order = items.map((_, i) => i).sort((a, b) => encoded[a].prompt.length - encoded[b].prompt.length);
   const outputs: string[] = new Array<string>(items.length);

@@ -24,7 +24,8 @@ describe.skipIf(!cudaAvailable)(`CUDA ops vs CPU twins (${TWIN}, seed ${SEED})`,
 
   for (const t of WTYPES) {
     it(`rmsnorm and addRmsnorm, ${t} weights, wide and odd rows`, () => {
-      for (const [rows, dim] of [[64, 1024], [13, 30], [5, 4096]]) {
+      // dim >= 512, a multiple of 8 and <= 16384 takes the block-per-row kernel; the rest one warp per row.
+      for (const [rows, dim] of [[64, 1024], [13, 30], [5, 4096], [1, 2048], [2, 520], [3, 16384], [1, 16392], [4, 500]]) {
         const w = weight(randn(rng, dim, 0.1, 1), t);
         const x = randn(rng, rows * dim);
         const [g1, c1] = twin('rmsnorm', { x, w, wType: t, rows, dim, eps: 1e-5 });

@@ -7,6 +7,7 @@ read_nlp_corpus(dir) -> nlp-corpus builds/doc-N.json (1000 shuffled sentences ea
 Each document is a (doc_id, text) pair; texts never contain a blank line (train.txt separates
 documents by one).
 """
+import html
 import json
 import os
 import re
@@ -82,8 +83,9 @@ def nlp_corpus_files(nlp_dir):
 
 
 def _clean_sentence(sentence):
-    """Trimmed, newlines normalised, no blank lines inside (they would split a document)."""
-    text = sentence.replace("\r\n", "\n").replace("\r", "\n").strip()
+    """HTML entities decoded (a few scraped sentences keep &amp; &gt; ...), trimmed, newlines
+    normalised, no blank lines inside (they would split a document)."""
+    text = html.unescape(sentence).replace("\r\n", "\n").replace("\r", "\n").strip()
     return re.sub(r"\n\s*\n", "\n", text)
 
 

@@ -11,9 +11,10 @@ encodes and list concatenations):
     filler = Filler(open("train/build/data/train.txt").read(), tokenizer)   # tokenizers.Tokenizer
     ids, answer_start = make_sample(random.Random(seed), filler, length_tokens=512)
 
-ids = prompt + answer: the prompt (ids[:answer_start]) has at most length_tokens tokens and at
-least length_tokens - 8 (in practice within 1-2); the answer (ids[answer_start:]) is " {value}."
-(3-5 tokens). ids equal tokenizer.encode(prompt text + answer text).ids exactly.
+ids = prompt + answer: the prompt (ids[:answer_start]) has at most length_tokens tokens and in
+practice 0-2 fewer (the eval set checks +-8); the answer (ids[answer_start:]) is " {value}."
+(2-5 tokens). ids equal tokenizer.encode(prompt text + answer text).ids exactly. length_tokens
+>= 128 always fits 3 needles (shorter ones may raise ValueError).
 
 Depth: with C the prompt's tokens before the question and N the asked needle's tokens, the asked
 needle starts at token round(depth * (C - N)): depth 0 opens the prompt, depth 1 ends the context
@@ -114,6 +115,31 @@ def _segment(rng, filler, budget, needles):
     return chunks
 
 
+def _layout(rng, filler, span, depth, needles, asked):
+    """Chunks for span tokens around the asked needle, which starts at token round(depth * span);
+    the other needles go before it with probability depth, where they fit."""
+    target = round(depth * span)
+    rooms = {"before": target, "after": span - target}
+    placed = {"before": [], "after": []}
+    for k, needle in enumerate(needles):
+        if k == asked:
+            continue
+        side = "before" if rng.random() < depth else "after"
+        if len(needle[1]) > rooms[side]:
+            side = "after" if side == "before" else "before"
+        if len(needle[1]) > rooms[side]:
+            return None
+        rooms[side] -= len(needle[1])
+        placed[side].append(needle)
+    before = _segment(rng, filler, target, placed["before"])
+    after = _segment(rng, filler, span - target, placed["after"])
+    chunks = before + [needles[asked]] + after
+    # The prompt opens without the space every chunk carries.
+    first_text = chunks[0][0][1:]
+    chunks[0] = (first_text, filler.encode(first_text))
+    return chunks, len(before)
+
+
 def build_sample(rng, filler, length_tokens, depth=None, n_needles=None):
     """One sample as a dict: prompt (text), prompt_ids, answer (" {value}", what greedy decoding
     must produce first), answer_ids (" {value}."), needle_pos (token index of the asked needle),
@@ -133,36 +159,23 @@ def build_sample(rng, filler, length_tokens, depth=None, n_needles=None):
     span = length_tokens - len(question_ids) - len(needles[asked][1])
     if span < 0:
         raise ValueError(f"retrieval sample: length_tokens {length_tokens} is shorter than the question and needle")
-    target = round(depth * span)
-
-    # Other needles go before the asked one with probability depth, where they fit.
-    rooms = {"before": target, "after": span - target}
-    placed = {"before": [], "after": []}
-    for k in range(n_needles):
-        if k == asked:
-            continue
-        side = "before" if rng.random() < depth else "after"
-        other = "after" if side == "before" else "before"
-        if len(needles[k][1]) > rooms[side]:
-            side = other
-        if len(needles[k][1]) > rooms[side]:
+    # Unspacing the first sentence can cost a token or two; then lay out again (rarely twice).
+    for _ in range(20):
+        layout = _layout(rng, filler, span, depth, needles, asked)
+        if layout is None:
             raise ValueError(f"retrieval sample: length_tokens {length_tokens} is too short for {n_needles} needles")
-        rooms[side] -= len(needles[k][1])
-        placed[side].append(needles[k])
-
-    before = _segment(rng, filler, target, placed["before"])
-    after = _segment(rng, filler, span - target, placed["after"])
-    chunks = before + [needles[asked]] + after
-    # The prompt opens without the space every chunk carries.
-    first_text = chunks[0][0][1:]
-    chunks[0] = (first_text, filler.encode(first_text))
-    prompt_ids = [i for _, ids in chunks for i in ids] + question_ids
+        chunks, n_before = layout
+        prompt_ids = [i for _, ids in chunks for i in ids] + question_ids
+        if len(prompt_ids) <= length_tokens:
+            break
+    else:
+        raise ValueError(f"retrieval sample: no layout of {length_tokens} tokens found")
     return {
         "prompt": "".join(text for text, _ in chunks) + question,
         "prompt_ids": prompt_ids,
         "answer": f" {values[asked]}",
         "answer_ids": filler.encode(ANSWER.format(value=values[asked])),
-        "needle_pos": sum(len(ids) for _, ids in chunks[: len(before)]),
+        "needle_pos": sum(len(ids) for _, ids in chunks[:n_before]),
         "depth": depth,
         "n_needles": n_needles,
         "name": names[asked],
