@@ -17,15 +17,16 @@ bench=(node dist/lib/cli/main.js bench --backend cuda --prompt "$PROMPT" --prefi
 # decode step captures the graph).
 ncu --csv --metrics gpu__time_duration.sum --graph-profiling node --target-processes all \
   "${bench[@]}" --batches 1 --new 1 >"$OUT/ncu-prefill.csv" 2>"$OUT/ncu-prefill.err"
-skip=$(grep -c '"gpu__time_duration.sum"' "$OUT/ncu-prefill.csv")
+skip=$(grep -c '"gpu__time_duration.sum"' "$OUT/ncu-prefill.csv")  # one row per kernel
 echo "kernels in a prefill + 1 decode step run: $skip"
 ncu --csv --metrics gpu__time_duration.sum --graph-profiling node --target-processes all \
   "${bench[@]}" --batches 1 --new $((STEPS + 1)) >"$OUT/ncu-decode.csv" 2>"$OUT/ncu-decode.err"
 python3 - "$OUT/ncu-decode.csv" "$skip" "$STEPS" <<'PY' | tee "$OUT/profile.txt"
-import csv, sys, collections
+import csv, sys, collections, io
 path, skip, steps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-rows = [r for r in csv.reader(open(path)) if len(r) > 10]
-head = rows[0]; rows = [dict(zip(head, r)) for r in rows[1:] if r[head.index('Metric Name')] == 'gpu__time_duration.sum']
+txt = open(path).read()
+txt = txt[txt.index('"ID","Process ID"'):]  # the program's own output comes first
+rows = [r for r in csv.DictReader(io.StringIO(txt)) if r['Metric Name'] == 'gpu__time_duration.sum']
 dec = rows[skip:]
 unit = dec[0]['Metric Unit'] if dec else 'ns'
 scale = {'nsecond': 1e-3, 'ns': 1e-3, 'usecond': 1.0, 'us': 1.0, 'msecond': 1e3}.get(unit, 1e-3)

@@ -400,30 +400,67 @@ def self_test(device: str = "cpu") -> float:
     g = torch.Generator().manual_seed(0)
     q, k, v = (torch.randn(2, s, 37, 16, generator=g) for s in (4, 2, 2))
     worst = 0.0
+    tol = 1e-5 if device == "cpu" else 2e-4  # CUDA kernels may use TF32 inside
     impls = ["mask"] + (["flex"] if HAVE_FLEX else [])
     for window in (None, 1, 5, 16):
         ref = reference_attention(q, k, v, window)
         for impl in impls:
             got = attend(q.to(device), k.to(device), v.to(device), window, impl).double().cpu()
             err = (got - ref).abs().max().item()
-            if err > 1e-5:
+            if err > tol:
                 raise AssertionError(f"attention impl {impl}, window {window}: max error {err:.2e} vs reference")
             worst = max(worst, err)
     return worst
 
 
+def model_check(cfg: ModelConfig, device: str, T: int) -> str:
+    """The whole model under flex and under the boolean mask, forward and backward (bf16
+    autocast on CUDA): logits and gradients must agree to bf16 rounding. On the CPU (no flex
+    backward there) forward only, float32."""
+    cuda = device.startswith("cuda")
+    m = PlanLM(cfg)
+    m.init_weights(0)
+    m.to(device)
+    ids = torch.randint(0, cfg.vocab_size, (2, T + 1), generator=torch.Generator().manual_seed(1)).to(device)
+    out = {}
+    for impl in ("mask", "flex"):
+        m.set_attention_impl(impl)
+        m.zero_grad(set_to_none=True)
+        with torch.autocast(device_type="cuda" if cuda else "cpu", dtype=torch.bfloat16, enabled=cuda), \
+                torch.set_grad_enabled(cuda):
+            logits = m(ids[:, :-1]).float()
+            loss = F.cross_entropy(logits.view(-1, logits.shape[-1]), ids[:, 1:].reshape(-1))
+        if cuda:
+            loss.backward()
+        grad = m.model.layers[0].self_attn.q_proj.weight.grad.float().clone() if cuda else torch.ones(1)
+        out[impl] = (logits.detach(), loss.item(), grad)
+    (la, lossa, ga), (lb, lossb, gb) = out["mask"], out["flex"]
+    logit_rel = ((la - lb).abs().max() / la.abs().max()).item()
+    grad_rel = ((ga - gb).abs().max() / ga.abs().max()).item()
+    tol = 5e-2 if cuda else 1e-5
+    if logit_rel > tol or grad_rel > 10 * tol:
+        raise AssertionError(f"flex vs mask on the whole model: logits {logit_rel:.2e}, layer-0 q grad {grad_rel:.2e}")
+    return f"flex vs mask, T={T}: loss {lossa:.4f} / {lossb:.4f}, logits rel {logit_rel:.1e}, grad rel {grad_rel:.1e}"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("configs", nargs="*", help="config.json files (train/configs/*.json)")
-    ap.add_argument("--self-test", action="store_true", help="check the attention implementations")
+    ap.add_argument("--self-test", action="store_true", help="check the attention implementations (and, with "
+                    "configs, each whole model under flex vs mask)")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--seq-len", type=int, default=256, help="sequence length of the whole-model check")
     a = ap.parse_args()
+    warnings.filterwarnings("ignore", message="flex_attention called without torch.compile")
     if a.self_test:
-        warnings.filterwarnings("ignore", message="flex_attention called without torch.compile")
-        print(f"attention self-test passed (max error {self_test():.1e}; flex available: {HAVE_FLEX})")
+        print(f"attention self-test on {a.device} passed (max error {self_test(a.device):.1e}; flex available: {HAVE_FLEX})")
     for path in a.configs:
+        cfg = load_config(path)
         with torch.device("meta"):
-            m = PlanLM(load_config(path))
-        print(f"{Path(path).stem}: {param_summary(m)}")
+            m = PlanLM(cfg)
+        print(f"{Path(path).stem}: {param_summary(m)}", flush=True)
+        if a.self_test and HAVE_FLEX:
+            print(f"  {model_check(cfg, a.device, a.seq_len)}", flush=True)
 
 
 if __name__ == "__main__":

@@ -100,12 +100,12 @@ export async function runEval(argv: string[], io: CliIo = processIo): Promise<Ev
   const opened = [];
   for (const dir of dirs) {
     const m = await openModelDir(dir);
+    if (context !== undefined && context > m.maxPositions) {
+      throw new UsageError(`--context ${context} exceeds ${dir}'s max_position_embeddings (${m.maxPositions})`);
+    }
     const speedLen = settings.speedPrompt + settings.speedTokens;
     if (speedLen > m.maxPositions) {
       throw new UsageError(`--speed-prompt + --speed-tokens = ${speedLen} exceeds ${dir}'s max_position_embeddings (${m.maxPositions})`);
-    }
-    if (context !== undefined && context > m.maxPositions) {
-      throw new UsageError(`--context ${context} exceeds ${dir}'s max_position_embeddings (${m.maxPositions})`);
     }
     opened.push(m);
   }

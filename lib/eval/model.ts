@@ -64,6 +64,8 @@ export interface ModelEval {
   readonly kvDtype: 'f32' | 'bf16';
   readonly weightBytes: number;
   readonly loadSeconds: number;
+  /** Wall time of this model's whole evaluation, load included. */
+  readonly seconds: number;
   readonly heldout: PerplexityResult;
   readonly retrieval: RetrievalResult;
   readonly kv: KvCost;
@@ -160,6 +162,7 @@ export async function evaluateModel(m: OpenedModel, label: string, inputs: EvalI
       kvDtype,
       weightBytes: engine.weightBytes,
       loadSeconds,
+      seconds: (performance.now() - t0) / 1000,
       heldout,
       retrieval: ret,
       kv: kvCost(cfg, md.plan, m.maxPositions),

@@ -41,14 +41,19 @@ interface Metric {
   readonly note: string;
   readonly value: (m: ModelEval) => number | undefined;
   readonly label: (v: number) => string;
-  /** Fixed axis maximum (accuracy), else the largest value. */
+  /** Fixed axis maximum (accuracy), else a round number above the largest value. */
   readonly max?: number;
+  /**
+   * Dots on an axis fitted to the values instead of bars from 0: perplexities of plans differ
+   * by a few percent, which bars from 0 would hide (a dot implies no zero baseline).
+   */
+  readonly dots?: boolean;
 }
 
 function metrics(r: EvalReport): Metric[] {
   const big = Math.max(...r.settings.speedBatches);
   return [
-    { key: 'ppl', title: 'held-out perplexity', note: 'lower is better', value: (m) => m.heldout.ppl, label: (v) => fixed(v, 2) },
+    { key: 'ppl', title: 'held-out perplexity', note: 'lower is better (axis not from 0)', value: (m) => m.heldout.ppl, label: (v) => fixed(v, 2), dots: true },
     { key: 'retrieval', title: 'retrieval accuracy', note: 'higher is better', value: (m) => m.retrieval.accuracy, label: (v) => `${(100 * v).toFixed(1)}%`, max: 1 },
     { key: 'kv', title: 'KV MiB / sequence @1024', note: 'lower is better (bf16)', value: (m) => m.kv.bytesAt1024 / MiB, label: (v) => fixed(v, v < 10 ? 3 : 1) },
     { key: 'decode', title: `decode tok/s, batch ${big}`, note: 'higher is better', value: (m) => decodeAt(m, big), label: (v) => fixed(v, v < 100 ? 1 : 0) },
@@ -61,6 +66,22 @@ export function niceMax(x: number): number {
   const p = 10 ** Math.floor(Math.log10(x));
   for (const f of [1, 2, 2.5, 5, 10]) if (f * p >= x) return f * p;
   return 10 * p;
+}
+
+/** A round step (1, 2, 2.5 or 5 × 10^k) near x. */
+function niceStep(x: number): number {
+  const p = 10 ** Math.floor(Math.log10(x));
+  for (const f of [1, 2, 2.5, 5]) if (f * p >= x) return f * p;
+  return 10 * p;
+}
+
+/** An axis [lo, hi] for dots: the values' range padded and rounded out to round steps, never below 0. */
+export function fittedAxis(values: readonly number[]): { lo: number; hi: number } {
+  const min = Math.min(...values);
+  const max = Math.max(...values);
+  const pad = max > min ? (max - min) * 0.15 : Math.max(Math.abs(max) * 0.05, 1e-9);
+  const step = niceStep((max - min + 2 * pad) / 2);
+  return { lo: Math.max(0, Math.floor((min - pad) / step) * step), hi: Math.ceil((max + pad) / step) * step };
 }
 
 /** White → dark blue. */
@@ -82,9 +103,9 @@ export function evalSvg(r: EvalReport): string {
   const contexts = [...new Set(models.flatMap((m) => m.retrieval.byContext.map((c) => c.contextTokens)))].sort((a, b) => a - b);
   const depths = [...new Set(models.flatMap((m) => m.retrieval.byCell.map((c) => c.depth!)))].sort((a, b) => a - b);
   const heatW = HEAT_LABEL_W + depths.length * CELL_W + 24;
-  const heatH = 22 + contexts.length * CELL_H + 30;
+  const heatH = 22 + contexts.length * CELL_H + 26;
   const perRow = Math.max(1, Math.floor((width - 2 * MARGIN) / heatW));
-  const heatTop = barsTop + barsH + 48;
+  const heatTop = barsTop + barsH + 40;
   const heatRows = Math.ceil(models.length / perRow);
   const height = heatTop + heatRows * heatH + MARGIN;
 
@@ -100,7 +121,12 @@ export function evalSvg(r: EvalReport): string {
   // Panel frames, titles and axes.
   const panelX = (k: number) => MARGIN + LABEL_W + k * (PANEL_W + PANEL_GAP);
   const barSpan = PANEL_W - 56; // room for the value after the longest bar
-  const axisMax = ms.map((mt) => mt.max ?? niceMax(Math.max(0, ...models.map((m) => mt.value(m) ?? 0))));
+  const axes = ms.map((mt) => {
+    const vals = models.map((m) => mt.value(m)).filter((v): v is number => v !== undefined && Number.isFinite(v));
+    if (mt.dots && vals.length > 0) return fittedAxis(vals);
+    return { lo: 0, hi: mt.max ?? niceMax(Math.max(0, ...vals)) };
+  });
+  const xOf = (k: number, v: number) => panelX(k) + ((v - axes[k].lo) / (axes[k].hi - axes[k].lo)) * barSpan;
   out.push('<g class="axes">');
   ms.forEach((mt, k) => {
     const x0 = panelX(k);
@@ -109,8 +135,10 @@ export function evalSvg(r: EvalReport): string {
     const yAxis = barsTop + HEADER_H + models.length * ROW_H;
     for (const f of [0, 0.5, 1]) {
       const x = x0 + f * barSpan;
-      out.push(`<line x1="${n(x)}" y1="${barsTop + HEADER_H - 4}" x2="${n(x)}" y2="${yAxis}" stroke="${f === 0 ? '#333333' : '#dddddd'}" stroke-width="1"/>`);
-      out.push(text(x, yAxis + 14, mt.max === 1 ? `${Math.round(100 * f * axisMax[k])}%` : fixed(f * axisMax[k], axisMax[k] < 10 ? 2 : 0), 'text-anchor="middle" fill="#555555" font-size="10"'));
+      out.push(`<line x1="${n(x)}" y1="${barsTop + HEADER_H - 4}" x2="${n(x)}" y2="${yAxis}" stroke="${f === 0 && !mt.dots ? '#333333' : '#dddddd'}" stroke-width="1"/>`);
+      const tick = axes[k].lo + f * (axes[k].hi - axes[k].lo);
+      const digits = axes[k].hi - axes[k].lo < 10 ? 2 : axes[k].hi - axes[k].lo < 100 ? 1 : 0;
+      out.push(text(x, yAxis + 14, mt.max === 1 ? `${Math.round(100 * tick)}%` : fixed(tick, digits), 'text-anchor="middle" fill="#555555" font-size="10"'));
     }
   });
   out.push('</g>');
@@ -130,7 +158,14 @@ export function evalSvg(r: EvalReport): string {
         out.push(text(x0 + 4, y + ROW_H / 2 + 4, 'n/a', 'fill="#999999"'));
         return;
       }
-      const w = Math.max(0.5, (v / axisMax[k]) * barSpan);
+      const x = xOf(k, v);
+      if (mt.dots) {
+        out.push(`<line x1="${n(x0)}" y1="${n(y + ROW_H / 2)}" x2="${n(x0 + barSpan)}" y2="${n(y + ROW_H / 2)}" stroke="#eeeeee" stroke-width="1"/>`);
+        out.push(`<circle class="bar" data-metric="${mt.key}" data-value="${v}" cx="${n(x)}" cy="${n(y + ROW_H / 2)}" r="5" fill="${color}"/>`);
+        out.push(text(x0 + barSpan + 6, y + ROW_H / 2 + 4, mt.label(v)));
+        return;
+      }
+      const w = Math.max(0.5, x - x0);
       out.push(
         `<rect class="bar" data-metric="${mt.key}" data-value="${v}" x="${n(x0)}" y="${n(y + (ROW_H - BAR_H) / 2)}" width="${n(w)}" height="${BAR_H}" fill="${color}"/>`,
       );
@@ -140,7 +175,7 @@ export function evalSvg(r: EvalReport): string {
     out.push('</g>');
   });
 
-  out.push(text(MARGIN, heatTop - 26, 'Retrieval accuracy (%) by context length (rows, tokens) × needle depth (columns, 0 = start, 1 = end)', 'font-weight="bold" font-size="12"'));
+  out.push(text(MARGIN, heatTop - 14, 'Retrieval accuracy (%) by context length (rows, tokens) × needle depth (columns, 0 = start, 1 = end)', 'font-weight="bold" font-size="12"'));
   out.push('</svg>');
   return out.join('\n') + '\n';
 }

@@ -13,8 +13,8 @@ encodes and list concatenations):
 
 ids = prompt + answer: the prompt (ids[:answer_start]) has at most length_tokens tokens and in
 practice 0-2 fewer (the eval set checks +-8); the answer (ids[answer_start:]) is " {value}."
-(2-5 tokens). ids equal tokenizer.encode(prompt text + answer text).ids exactly. length_tokens
->= 128 always fits 3 needles (shorter ones may raise ValueError).
+(2-5 tokens). ids equal tokenizer.encode(prompt text + answer text).ids exactly. Any
+length_tokens >= 64 works (shorter prompts get fewer needles; >= 128 always fits three).
 
 Depth: with C the prompt's tokens before the question and N the asked needle's tokens, the asked
 needle starts at token round(depth * (C - N)): depth 0 opens the prompt, depth 1 ends the context
@@ -143,11 +143,22 @@ def _layout(rng, filler, span, depth, needles, asked):
 def build_sample(rng, filler, length_tokens, depth=None, n_needles=None):
     """One sample as a dict: prompt (text), prompt_ids, answer (" {value}", what greedy decoding
     must produce first), answer_ids (" {value}."), needle_pos (token index of the asked needle),
-    depth, n_needles, name, value. depth None: uniform in [0, 1]; n_needles None: 1..3."""
+    depth, n_needles, name, value. depth None: uniform in [0, 1]. n_needles None: 1..3, fewer
+    where length_tokens is too short for them (>= 64 always fits one needle, >= 128 three); a
+    given n_needles that does not fit raises ValueError."""
     depth = rng.random() if depth is None else depth
-    n_needles = rng.randint(1, 3) if n_needles is None else n_needles
-    if not 0 <= depth <= 1 or n_needles not in (1, 2, 3):
+    counts = range(rng.randint(1, 3), 0, -1) if n_needles is None else [n_needles]
+    if not 0 <= depth <= 1 or any(n not in (1, 2, 3) for n in counts):
         raise ValueError(f"retrieval sample: depth {depth} must be in [0, 1], n_needles {n_needles} in 1..3")
+    for n in counts:
+        sample = _try_sample(rng, filler, length_tokens, depth, n)
+        if sample is not None:
+            return sample
+    raise ValueError(f"retrieval sample: length_tokens {length_tokens} is too short for {counts[-1]} needle(s)")
+
+
+def _try_sample(rng, filler, length_tokens, depth, n_needles):
+    """build_sample's dict, or None where length_tokens cannot hold the needles and question."""
     names = _random_names(rng, n_needles)
     values = rng.sample(range(1000, 10000), n_needles)
     asked = rng.randrange(n_needles)
@@ -158,18 +169,18 @@ def build_sample(rng, filler, length_tokens, depth=None, n_needles=None):
     question_ids = filler.encode(question)
     span = length_tokens - len(question_ids) - len(needles[asked][1])
     if span < 0:
-        raise ValueError(f"retrieval sample: length_tokens {length_tokens} is shorter than the question and needle")
+        return None
     # Unspacing the first sentence can cost a token or two; then lay out again (rarely twice).
     for _ in range(20):
         layout = _layout(rng, filler, span, depth, needles, asked)
         if layout is None:
-            raise ValueError(f"retrieval sample: length_tokens {length_tokens} is too short for {n_needles} needles")
+            return None
         chunks, n_before = layout
         prompt_ids = [i for _, ids in chunks for i in ids] + question_ids
         if len(prompt_ids) <= length_tokens:
             break
     else:
-        raise ValueError(f"retrieval sample: no layout of {length_tokens} tokens found")
+        return None
     return {
         "prompt": "".join(text for text, _ in chunks) + question,
         "prompt_ids": prompt_ids,
