@@ -174,6 +174,8 @@ def heldout_rows(a, vocab: int) -> tuple[torch.Tensor, torch.Tensor]:
     if int(h.max()) >= vocab:
         sys.exit(f"train: heldout.bin holds token id {int(h.max())} >= vocab_size {vocab}")
     n = min(a.eval_rows, (len(h) - 1) // (a.seq_len + 1))
+    mb = a.micro_batch or a.batch_size
+    n = n // mb * mb if n >= mb else n  # whole batches: one shape for compiled attention
     starts = np.linspace(0, len(h) - a.seq_len - 1, n).astype(np.int64)
     x = torch.from_numpy(np.stack([h[s:s + a.seq_len + 1].astype(np.int64) for s in starts]))
     return x[:, :-1].contiguous(), x[:, 1:].contiguous()
@@ -268,36 +270,40 @@ def heldout_loss(t: Trainee, hx, hy, a, device) -> float:
     return total / hx.shape[0]
 
 
-@torch.no_grad()
-def retrieval_accuracy(t: Trainee, rows: list[dict], device, max_tokens: int = 32768) -> dict:
-    """Teacher-forced greedy check of each prompt's answer: right if the argmax at every answer
-    position is the answer token (what greedy decoding would emit). Per context length."""
-    t.model.eval()
-    by_len: dict[int, list[int]] = {}
-    order = sorted(range(len(rows)), key=lambda i: len(rows[i]["ids"]) + len(rows[i]["answer_ids"]))
-    i = 0
-    while i < len(order):
-        n = len(rows[order[i]]["ids"]) + len(rows[order[i]]["answer_ids"])
-        j = i
-        while j < len(order) and (j - i + 1) * (len(rows[order[j]]["ids"]) + len(rows[order[j]]["answer_ids"])) <= max(max_tokens, n):
-            j += 1
-        batch = [rows[k] for k in order[i:j]]
-        width = max(len(r["ids"]) + len(r["answer_ids"]) for r in batch)
-        x = torch.zeros(len(batch), width, dtype=torch.long)  # right padding: causal, harmless
-        for b, r in enumerate(batch):
-            seq = r["ids"] + r["answer_ids"]
+class RetrievalEval:
+    """Teacher-forced greedy check of retrieval-eval.jsonl answers: right if the argmax at every
+    answer position is the answer token (what greedy decoding would emit). Every batch has the
+    same shape (rows right-padded to the longest prompt + answer; causal, so padding is
+    harmless; the last batch filled with repeats), so compiled attention never recompiles."""
+
+    def __init__(self, rows: list[dict], max_tokens: int = 32768):
+        self.rows = rows
+        self.width = max((len(r["ids"]) + len(r["answer_ids"]) for r in rows), default=0)
+        self.per_batch = max(1, min(len(rows), max_tokens // max(1, self.width)))
+        self.batches = [list(range(i, min(i + self.per_batch, len(rows)))) for i in range(0, len(rows), self.per_batch)]
+
+    def tensor(self, batch: list[int]) -> torch.Tensor:
+        x = torch.zeros(self.per_batch, self.width, dtype=torch.long)
+        for b, k in enumerate(batch + [batch[0]] * (self.per_batch - len(batch))):
+            seq = self.rows[k]["ids"] + self.rows[k]["answer_ids"]
             x[b, :len(seq)] = torch.tensor(seq)
-        with autocast(device):
-            pred = t.model(x.to(device)).argmax(-1).cpu()
-        for b, r in enumerate(batch):
-            p, ans = len(r["ids"]), r["answer_ids"]
-            ok = pred[b, p - 1:p - 1 + len(ans)].tolist() == ans
-            by_len.setdefault(r["context_tokens"], []).append(int(ok))
-        i = j
-    t.model.train()
-    acc = {str(k): sum(v) / len(v) for k, v in sorted(by_len.items())}
-    every = [x for v in by_len.values() for x in v]
-    return {"accuracy": sum(every) / max(1, len(every)), "by_context_tokens": acc, "prompts": len(every)}
+        return x
+
+    @torch.no_grad()
+    def run(self, t: "Trainee", device, batches: int | None = None) -> dict:
+        t.model.eval()
+        by_len: dict[int, list[int]] = {}
+        for batch in self.batches[:batches]:
+            with autocast(device):
+                pred = t.model(self.tensor(batch).to(device)).argmax(-1).cpu()
+            for b, k in enumerate(batch):
+                r = self.rows[k]
+                p, ans = len(r["ids"]), r["answer_ids"]
+                by_len.setdefault(r["context_tokens"], []).append(int(pred[b, p - 1:p - 1 + len(ans)].tolist() == ans))
+        t.model.train()
+        every = [x for v in by_len.values() for x in v]
+        return {"accuracy": sum(every) / max(1, len(every)), "prompts": len(every),
+                "by_context_tokens": {str(k): round(sum(v) / len(v), 4) for k, v in sorted(by_len.items())}}
 
 
 def enable_compile(trainees: list[Trainee]) -> None:
@@ -349,7 +355,7 @@ def main(argv=None) -> None:
         enable_compile(trainees)
     batches = BatchSource(a, tokenizer, vocab)
     hx, hy = heldout_rows(a, vocab)
-    rrows = retrieval_eval_rows(a, tokenizer)
+    reval = RetrievalEval(retrieval_eval_rows(a, tokenizer))
     tokens_per_step = a.batch_size * a.seq_len
 
     def evaluate(step: int) -> float:
@@ -401,14 +407,24 @@ def main(argv=None) -> None:
             # Fix the step count from the measured pace (per step, all models together).
             step_s = (time.perf_counter() - probe_start) / a.probe_steps
             eval_s = evaluate(step)
-            retrieval_s = eval_s * sum(len(r["ids"]) for r in rrows) / max(1, hx.numel()) * 1.5
+            retrieval_s = 0.0
+            if reval.rows:  # one batch per model (on CUDA twice: the first compiles), extrapolated
+                for t in trainees if device.type == "cuda" else []:
+                    reval.run(t, device, batches=1)
+                sync(device)
+                s0 = time.perf_counter()
+                for t in trainees:
+                    reval.run(t, device, batches=1)
+                sync(device)
+                retrieval_s = (time.perf_counter() - s0) * len(reval.batches) * 1.2
             final_reserve = eval_s + retrieval_s + 5.0 + 0.03 * a.deadline_s
             left = a.deadline_s - elapsed() - final_reserve - a.evals * eval_s
             total = max(step, step + int(left / step_s))
             plan_evals(step)
-            plan_info = {"probe_step_s": round(step_s, 4), "eval_s": round(eval_s, 3), "planned_steps": total,
+            plan_info = {"probe_step_s": round(step_s, 4), "eval_s": round(eval_s, 3), "retrieval_eval_s": round(retrieval_s, 1), "planned_steps": total,
                          "fixed_at_s": round(elapsed(), 1), "reserve_s": round(final_reserve, 1)}
-            print(f"[{elapsed():7.1f}s] deadline {a.deadline_s:.0f}s: {step_s * 1000:.0f} ms/step, eval {eval_s:.1f}s "
+            print(f"[{elapsed():7.1f}s] deadline {a.deadline_s:.0f}s: {step_s * 1000:.0f} ms/step, eval {eval_s:.1f}s, "
+                  f"retrieval eval ~{retrieval_s:.1f}s "
                   f"-> {total} steps ({total * tokens_per_step / 1e6:.1f}M tokens per model)", flush=True)
             continue
         if a.deadline_s and total is not None and step < total and elapsed() > a.deadline_s - final_reserve:
@@ -421,10 +437,11 @@ def main(argv=None) -> None:
             schedule["left"] -= 1
     if step % a.log_every:
         log(step, lr_at(step - 1, total, a))
-    evaluate(step)
+    if trainees[0].heldout[-1]["step"] != step:
+        evaluate(step)
     for t in trainees:
-        if rrows:
-            t.retrieval = retrieval_accuracy(t, rrows, device)
+        if reval.rows:
+            t.retrieval = reval.run(t, device)
             print(f"[{elapsed():7.1f}s] {t.name} retrieval accuracy {t.retrieval['accuracy']:.3f} {t.retrieval['by_context_tokens']}", flush=True)
     save(a, trainees, step, stopped_early, plan_info, batches)
 

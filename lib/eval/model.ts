@@ -94,7 +94,8 @@ export async function evaluateModel(m: OpenedModel, label: string, inputs: EvalI
   const context = s.context ?? Math.min(m.maxPositions, DEFAULT_CONTEXT_CAP);
   const ids = heldoutTokens(tokenizer, inputs.heldoutText, s.maxHeldoutTokens);
 
-  // KV pool: the most any phase holds at once (+ a block per class and sequence of slack).
+  // KV pool: the most any phase holds at once (the chunk sizes below are the ones each phase
+  // uses), plus two blocks per class and sequence of slack.
   const kvDtype = s.backend === 'cuda' ? 'bf16' : 'f32';
   const layout = kvLayout(md.plan, { numKvHeads: cfg.numKvHeads, headDim: cfg.headDim, blockSize: KV_BLOCK_SIZE, dtypeBytes: kvDtype === 'bf16' ? 2 : 4 });
   const pagesPerBlock = layout.classes.reduce((a, c) => a + c.pagesPerBlock, 0);
@@ -102,11 +103,10 @@ export async function evaluateModel(m: OpenedModel, label: string, inputs: EvalI
   const pplChunk = Math.min(context, s.stepTokens);
   const encoded = encodeRetrieval(tokenizer, inputs.retrievalItems, cfg.vocabSize);
   const retrievalLongest = Math.max(...encoded.map((e) => e.prompt.length + e.newTokens));
-  const maxBatch = Math.max(...s.speedBatches);
   const kvPages = Math.max(
     pages(Math.max(1, Math.floor(s.stepTokens / pplChunk)), context, pplChunk),
     pages(s.retrievalBatch, retrievalLongest, Math.max(16, Math.floor(s.stepTokens / s.retrievalBatch))),
-    pages(maxBatch, s.speedPrompt + s.speedTokens + 1, Math.max(16, Math.floor(s.stepTokens / maxBatch))),
+    ...s.speedBatches.map((b) => pages(b, s.speedPrompt + s.speedTokens + 1, Math.max(16, Math.floor(s.stepTokens / b)))),
   );
 
   const t0 = performance.now();

@@ -14,7 +14,7 @@ import { checkIdsInVocab } from './perplexity.js';
 export interface RetrievalOptions {
   /** Sequences decoded together. */
   readonly batch: number;
-  /** Most prompt tokens one prefill step carries (split evenly over the batch). */
+  /** Most prompt tokens one prefill step carries (stepTokens / batch per sequence, at least 16). */
   readonly stepTokens: number;
   /** Called after each batch with the prompts done so far and in all. */
   readonly onProgress?: (done: number, total: number) => void;
@@ -107,10 +107,11 @@ export async function retrieval(
   // Similar lengths together: a batch's prefill ends at about the same step.
   const order = items.map((_, i) => i).sort((a, b) => encoded[a].prompt.length - encoded[b].prompt.length);
   const outputs: string[] = new Array<string>(items.length);
+  // One chunk size for every batch: the KV pool is sized for batch × this growth.
+  const prefillChunk = Math.max(16, Math.floor(opts.stepTokens / opts.batch));
   for (let g = 0; g < order.length; g += opts.batch) {
     const group = order.slice(g, g + opts.batch);
     const maxNew = Math.max(...group.map((i) => encoded[i].newTokens));
-    const prefillChunk = Math.max(16, Math.floor(opts.stepTokens / group.length));
     const r = await greedyGenerate(engine, group.map((i) => encoded[i].prompt), { maxNewTokens: maxNew, prefillChunk });
     group.forEach((i, j) => (outputs[i] = tokenizer.decode(r.tokens[j].slice(0, encoded[i].newTokens))));
     opts.onProgress?.(Math.min(order.length, g + opts.batch), order.length);

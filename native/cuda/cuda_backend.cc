@@ -146,6 +146,26 @@ class CudaBackend final : public Backend {
     gemm_->run(stream_, y32, CUDA_R_32F, x32, CUDA_R_32F, w, CUDA_R_32F, bias, M, N, K, "matmul");
     f32ToBf16(ctx_, out, y32, size_t(M) * N);
   }
+  void matmulShared(const void* in, DType wType, int M, int K, const MatmulOut* outs,
+                    int count) override {
+    bind();
+    bool fused = useGemv_ && wType == DType::BF16;
+    for (int j = 0; fused && j < count; ++j) fused = cuda::gemvApplies(in, outs[j].w, M, K);
+    if (fused)
+      cuda::gemvShared(ctx_, in, M, K, outs, count);
+    else
+      Backend::matmulShared(in, wType, M, K, outs, count);
+  }
+  void gatedMatmul(void* out, void* scratch, const void* in, const void* wGate, const void* wUp,
+                   DType wType, int M, int I, int K, Activation act) override {
+    bind();
+    if (useGemv_ && wType == DType::BF16 && cuda::gemvApplies(in, wGate, M, K) &&
+        cuda::gemvApplies(in, wUp, M, K)) {
+      if (I > 0) cuda::gatedGemv(ctx_, out, in, wGate, wUp, M, I, K, act);
+    } else {
+      Backend::gatedMatmul(out, scratch, in, wGate, wUp, wType, M, I, K, act);
+    }
+  }
   void gatherRows(void* out, const void* in, const int32_t* index, int rows, int dim) override {
     bind();
     cuda::gatherRows(ctx_, out, in, index, rows, dim);

@@ -16,5 +16,13 @@ bool gemvApplies(const void* x, const void* w, int M, int K);
 void gemv(const Ctx& c, void* d, bool dF32, const void* x, const void* w, const void* bias, int M,
           int N, int K);
 
+// Backend::matmulShared on the skinny GEMM: up to 3 weights per launch (bf16 outputs).
+void gemvShared(const Ctx& c, const void* x, int M, int K, const Backend::MatmulOut* outs,
+                int count);
+
+// Backend::gatedMatmul fused: both GEMMs and the activation in one kernel.
+void gatedGemv(const Ctx& c, void* out, const void* x, const void* wGate, const void* wUp, int M,
+               int I, int K, Activation act);
+
 }  // namespace cuda
 }  // namespace mixattn

@@ -184,14 +184,7 @@ __global__ void gatedKernel(bf16* out, const bf16* gate, const bf16* up, size_t 
   for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n;
        i += size_t(gridDim.x) * blockDim.x) {
     const float g = toF(gate[i]), u = toF(up[i]);
-    float a;
-    if (kAct == int(Activation::SiLU)) {
-      a = g / (1.f + expf(-g));
-    } else {
-      const float c = 0.7978845608028654f;  // sqrt(2 / pi)
-      a = 0.5f * g * (1.f + tanhf(c * (g + 0.044715f * g * g * g)));
-    }
-    out[i] = fromF<bf16>(a * u);
+    out[i] = fromF<bf16>(gatedAct<kAct>(g) * u);
   }
 }
 

@@ -4,10 +4,10 @@
  * the SVG is well-formed with one series per model, progress goes to stderr, and bad inputs
  * are one-line errors naming what is wrong.
  */
-import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { mkdtempSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runEval } from '../../lib/cli/eval.js';
 import type { CliIo } from '../../lib/cli/generate.js';
@@ -17,7 +17,7 @@ import { Tokenizer } from '../../lib/tokenizer/index.js';
 import { fixtureDir, writeEvalInputs } from './helpers.js';
 
 /** Checks XML well-formedness: balanced, properly nested tags, quoted attributes, known entities. */
-export function xmlProblems(xml: string): string[] {
+function xmlProblems(xml: string): string[] {
   const problems: string[] = [];
   const stack: string[] = [];
   const tag = /<(\/?)([A-Za-z][\w:-]*)((?:\s+[\w:-]+="[^"<]*")*)\s*(\/?)>|<!--[\s\S]*?-->|<\?[\s\S]*?\?>/g;
@@ -197,6 +197,16 @@ describe('mixattn eval', () => {
       );
       await expect(run(['--model', models[0], ...base(), '--context', '512'])).rejects.toThrow(/--context 512 exceeds .*max_position_embeddings \(256\)/);
     });
+  });
+});
+
+describe('the installed bin', () => {
+  it('knows the eval command', () => {
+    const bin = 'dist/lib/cli/main.js';
+    expect(existsSync(bin), 'dist is built by `npm install` (prepare)').toBe(true);
+    const usage = execFileSync(process.execPath, [bin, 'eval', '--help'], { encoding: 'utf8' });
+    expect(usage).toMatch(/^mixattn eval --model DIR \[--model DIR \.\.\.\] --heldout FILE\.txt --retrieval FILE\.jsonl/);
+    expect(execFileSync(process.execPath, [bin, 'help'], { encoding: 'utf8' })).toContain('eval      quality and cost of models');
   });
 });
 

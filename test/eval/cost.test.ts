@@ -6,8 +6,7 @@ import { parsePlan } from '../../lib/plan/notation.js';
 import { PRESET_NAMES, presetPlan } from '../../lib/plan/presets.js';
 import { kvCost, parameterCount, planInfo } from '../../lib/eval/cost.js';
 import { fixtureDir } from './helpers.js';
-import type { ModelConfig } from '../../lib/model/config.js';
-import { llamaConfig } from '../../lib/model/config.js';
+import { llamaConfig, type ModelConfig } from '../../lib/model/config.js';
 
 describe('parameterCount', () => {
   for (const name of ['llama3', 'mixattn', 'gemma3']) {

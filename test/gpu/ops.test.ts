@@ -104,6 +104,36 @@ describe.skipIf(!cudaAvailable)(`CUDA ops vs CPU twins (${TWIN}, seed ${SEED})`,
     expect(relErr(gpu.out, cpu.out)).toBe(0);
   });
 
+  for (const t of WTYPES) {
+    it(`matmulShared (q, k, v from one input), ${t} weights, decode and prefill shapes`, () => {
+      for (const [M, K] of [[1, 256], [6, 520], [8, 64], [33, 128]]) {
+        const x = randn(rng, M * K);
+        const ws = [300, 64, 72].map((N, j) => ({
+          N,
+          w: weight(randn(rng, N * K, 1 / Math.sqrt(K)), t),
+          bias: j === 1 ? null : weight(randn(rng, N, 0.1), t),
+        }));
+        const [gpu, cpu] = twin('matmulShared', { x, M, K, wType: t, ws });
+        for (let j = 0; j < ws.length; j++)
+          expectWithin(`matmulShared ${t} M=${M} K=${K} job ${j}`, relErr(gpu.outs[j], cpu.outs[j]), bound('matmul'));
+      }
+    });
+
+    it(`gatedMatmul (gate, up and activation), ${t} weights, decode and prefill shapes`, () => {
+      for (const [M, I, K] of [[1, 700, 256], [8, 96, 1032], [5, 64, 36], [40, 128, 64]]) {
+        const x = randn(rng, M * K);
+        const wGate = weight(randn(rng, I * K, 2 / Math.sqrt(K)), t);
+        const wUp = weight(randn(rng, I * K, 1 / Math.sqrt(K)), t);
+        for (const act of ['silu', 'gelu_tanh']) {
+          const [gpu, cpu] = twin('gatedMatmul', { x, wGate, wUp, wType: t, M, I, K, act });
+          // Two GEMMs and the activation: their bounds add (the fused kernel rounds once, less).
+          const b = bound('matmul') + bound(act === 'silu' ? 'gated_silu' : 'gated_gelu');
+          expectWithin(`gatedMatmul ${t} ${M}x${I}x${K} ${act}`, relErr(gpu.out, cpu.out), b);
+        }
+      }
+    });
+  }
+
   it('gatedActivation: SwiGLU and GeGLU', () => {
     const T = 33, I = 1000;
     const gate = randn(rng, T * I, 2);
