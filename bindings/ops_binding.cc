@@ -290,6 +290,38 @@ Napi::Object run(Napi::Env env, const std::string& backend, const std::string& o
     be.rope(xd, static_cast<const int32_t*>(b.ints(positions)), int(positions.size()),
             I("heads"), I("headDim"), ropeOf(a));
     out.Set("out", b.read(xd, x.ElementLength()));
+  } else if (op == "matmulShared") {
+    // args: x [M, K], M, K, wType, ws: [{w, N, bias?}] (up to 8); out: outs[j] [M, N_j].
+    const DType t = dtypeOf(a, "wType", "args");
+    const int M = I("M"), K = I("K");
+    void* x = b.act(f32s(a, "x"));
+    if (!a.Has("ws") || !a.Get("ws").IsArray())
+      throw Napi::TypeError::New(env, "args.ws must be an array of {w, N, bias?}");
+    Napi::Array ws = a.Get("ws").As<Napi::Array>();
+    if (ws.Length() < 1 || ws.Length() > 8)
+      throw Napi::TypeError::New(env, "args.ws must hold 1 to 8 weights");
+    std::vector<Backend::MatmulOut> outs(ws.Length());
+    for (uint32_t j = 0; j < ws.Length(); ++j) {
+      Napi::Object wj = ws.Get(j).As<Napi::Object>();
+      outs[j].N = wj.Get("N").As<Napi::Number>().Int32Value();
+      outs[j].w = b.weight(wj, "w", t);
+      outs[j].bias = wj.Has("bias") && !wj.Get("bias").IsNull() ? b.weight(wj, "bias", t) : nullptr;
+      outs[j].out = b.poisoned(size_t(M) * outs[j].N);
+    }
+    be.matmulShared(x, t, M, K, outs.data(), int(outs.size()));
+    Napi::Array res = Napi::Array::New(env, outs.size());
+    for (uint32_t j = 0; j < outs.size(); ++j) res.Set(j, b.read(outs[j].out, size_t(M) * outs[j].N));
+    out.Set("outs", res);
+  } else if (op == "gatedMatmul") {
+    // args: x [M, K], wGate, wUp [I, K], wType, M, I, K, act; out: [M, I].
+    const DType t = dtypeOf(a, "wType", "args");
+    const int M = I("M"), N = I("I"), K = I("K");
+    const std::string act = string(a, "act", "args");
+    void* o = b.poisoned(size_t(M) * N);
+    void* scratch = b.poisoned(size_t(M) * N);
+    be.gatedMatmul(o, scratch, b.act(f32s(a, "x")), b.weight(a, "wGate", t), b.weight(a, "wUp", t), t,
+                   M, N, K, act == "gelu_tanh" ? Activation::GeluTanh : Activation::SiLU);
+    out.Set("out", b.read(o, size_t(M) * N));
   } else if (op == "gatedActivation") {
     const int T = I("T"), N = I("I");
     const std::string act = string(a, "act", "args");

@@ -89,7 +89,8 @@ function benchConfig(size: string): ModelConfig {
 
 const fmt = (x: number | undefined, d = 2): string => (x !== undefined && Number.isFinite(x) ? x.toFixed(d) : '–');
 
-function deviceName(backend: BackendName): string {
+/** The device a run used, in words (the GPU's name, memory and driver; or the CPU model × cores). */
+export function deviceName(backend: BackendName): string {
   if (backend !== 'cuda') return `CPU: ${cpus()[0]?.model ?? '?'} × ${cpus().length}`;
   try {
     return execSync('nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader', { stdio: ['ignore', 'pipe', 'ignore'] })
@@ -101,7 +102,8 @@ function deviceName(backend: BackendName): string {
   }
 }
 
-function gitCommit(): string {
+/** `git rev-parse --short HEAD` (+dirty), or MIXATTN_COMMIT where set (runs outside a checkout). */
+export function gitCommit(): string {
   if (process.env.MIXATTN_COMMIT) return process.env.MIXATTN_COMMIT;
   try {
     const sha = execSync('git rev-parse --short HEAD', { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();

@@ -436,12 +436,25 @@ void ModelRunner::run(const StepInput& in, DecodeGraph* g, GraphUse use) {
     const RopeParams& rope = l.localRope ? d.ropeLocal : d.rope;
     const LayerDesc& src = d.layers[l.kvSource];
 
-    be.matmul(q_, h_, w.qProj->data, w.qProj->dtype, bias(w.qBias), T, qDim, H);
+    const bool owner = l.kvSource == i;
+    const int kDim = d.numKvHeads * l.kDim, vDim = d.numKvHeads * l.vDim;  // low-rank: narrower
+    // q, k and v from one input: one launch where the backend can fuse them (same dtype).
+    Backend::MatmulOut proj[3] = {{q_, w.qProj->data, bias(w.qBias), qDim}};
+    int nProj = 1;
+    if (owner) {
+      proj[nProj++] = {k_, w.kProj->data, bias(w.kBias), kDim};
+      proj[nProj++] = {v_, w.vProj->data, bias(w.vBias), vDim};
+    }
+    if (!owner || (w.kProj->dtype == w.qProj->dtype && w.vProj->dtype == w.qProj->dtype)) {
+      be.matmulShared(h_, w.qProj->dtype, T, H, proj, nProj);
+    } else {
+      be.matmul(q_, h_, w.qProj->data, w.qProj->dtype, bias(w.qBias), T, qDim, H);
+      be.matmul(k_, h_, w.kProj->data, w.kProj->dtype, bias(w.kBias), T, kDim, H);
+      be.matmul(v_, h_, w.vProj->data, w.vProj->dtype, bias(w.vBias), T, vDim, H);
+    }
     if (d.qkNorm) be.rmsnorm(q_, q_, w.qNorm->data, w.qNorm->dtype, T * d.numHeads, hd, d.rmsNormEps);
     be.rope(q_, batch.positions, T, d.numHeads, hd, rope);
-    if (l.kvSource == i) {
-      be.matmul(k_, h_, w.kProj->data, w.kProj->dtype, bias(w.kBias), T, d.numKvHeads * l.kDim, H);
-      be.matmul(v_, h_, w.vProj->data, w.vProj->dtype, bias(w.vBias), T, d.numKvHeads * l.vDim, H);
+    if (owner) {
       if (d.qkNorm)
         be.rmsnorm(k_, k_, w.kNorm->data, w.kNorm->dtype, T * d.numKvHeads, hd, d.rmsNormEps);
       // Low-rank keys are cached pre-RoPE: attention rotates them at their positions.
@@ -468,9 +481,14 @@ void ModelRunner::run(const StepInput& in, DecodeGraph* g, GraphUse use) {
       be.rmsnorm(o_, o_, w.postAttnNorm->data, w.postAttnNorm->dtype, T, H, d.rmsNormEps);
     be.addRmsnorm(h_, x_, o_, w.mlpNorm->data, w.mlpNorm->dtype, T, H, d.rmsNormEps);
 
-    be.matmul(gate_, h_, w.gateProj->data, w.gateProj->dtype, nullptr, T, I, H);
-    be.matmul(up_, h_, w.upProj->data, w.upProj->dtype, nullptr, T, I, H);
-    be.gatedActivation(gate_, gate_, up_, T, I, d.activation);
+    if (w.gateProj->dtype == w.upProj->dtype) {
+      be.gatedMatmul(gate_, up_, h_, w.gateProj->data, w.upProj->data, w.gateProj->dtype, T, I, H,
+                     d.activation);
+    } else {
+      be.matmul(gate_, h_, w.gateProj->data, w.gateProj->dtype, nullptr, T, I, H);
+      be.matmul(up_, h_, w.upProj->data, w.upProj->dtype, nullptr, T, I, H);
+      be.gatedActivation(gate_, gate_, up_, T, I, d.activation);
+    }
     be.matmul(o_, gate_, w.downProj->data, w.downProj->dtype, nullptr, T, H, I);
     if (d.sandwichNorm)
       be.rmsnorm(o_, o_, w.postMlpNorm->data, w.postMlpNorm->dtype, T, H, d.rmsNormEps);
