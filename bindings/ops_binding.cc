@@ -1,5 +1,6 @@
 #include "ops_binding.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <map>
@@ -328,7 +329,8 @@ Napi::Object run(Napi::Env env, const std::string& backend, const std::string& o
     be.gatedActivation(o, b.act(f32s(a, "gate")), b.act(f32s(a, "up")), T, N,
                        act == "gelu_tanh" ? Activation::GeluTanh : Activation::SiLU);
     out.Set("out", b.read(o, size_t(T) * N));
-  } else if (op == "appendKv" || op == "ropeAppendKv" || op == "attention") {
+  } else if (op == "appendKv" || op == "ropeAppendKv" || op == "attention" ||
+             op == "attentionLowRankKeys") {
     size_t arenaElems = 0;
     const PagedKv kv = kvOf(a, b, &arenaElems);
     const BatchLayout batch = batchOf(a, b);
@@ -341,11 +343,26 @@ Napi::Object run(Napi::Env env, const std::string& backend, const std::string& o
     } else {
       PathOverride path(a, backend);
       const int heads = I("numHeads");
+      // Low-rank keys: args.headDim (q's width), args.basis (U, [headDim][kv.kDim] fp32: a
+      // Float32Array or a seed) and args.rope.
+      const bool lowRank = op == "attentionLowRankKeys";
+      KeyBasis keys;
+      if (lowRank) {
+        keys.headDim = I("headDim");
+        const size_t nb = size_t(std::max(keys.headDim, 0)) * size_t(std::max(kv.kDim, 0));
+        keys.basis = static_cast<const float*>(b.values(valuesOf(a, "basis", nb).data(), nb, DType::F32));
+        keys.rope = ropeOf(a);
+      }
       const size_t n = size_t(batch.numTokens) * heads * kv.vDim;
-      const size_t nq = size_t(batch.numTokens) * heads * kv.kDim;
+      const size_t nq = size_t(batch.numTokens) * heads * (lowRank ? keys.headDim : kv.kDim);
       void* o = b.poisoned(n);
       void* q = b.values(valuesOf(a, "q", nq).data(), nq, be.activationDType());
-      auto once = [&] { be.attention(o, q, kv, batch, heads, I("window"), F("scale"), F("softcap")); };
+      auto once = [&] {
+        if (lowRank)
+          be.attentionLowRankKeys(o, q, kv, batch, heads, I("window"), F("scale"), F("softcap"), keys);
+        else
+          be.attention(o, q, kv, batch, heads, I("window"), F("scale"), F("softcap"));
+      };
       once();
       // args.repeat = r > 0: then r more runs, timed together (benchmarks): seconds per run.
       const int repeat = a.Has("repeat") ? I("repeat") : 0;

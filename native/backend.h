@@ -63,7 +63,9 @@ struct BatchLayout {
 // Blocks a sliding class has already returned hold -1 and are never read.
 //
 // Page layout: K as [numKvHeads][blockSize][kDim], then V as [numKvHeads][blockSize][vDim],
-// in `dtype`.
+// in `dtype`, starting at arena + page * pageBytes. Owners narrower than the page (low-rank
+// K/V) share pages: the runner then points `arena` at the layer's region inside page 0, so
+// that region may end before pageBytes does (docs/kv.md).
 struct PagedKv {
   void* arena = nullptr;
   DType dtype = DType::F32;
