@@ -108,6 +108,41 @@ def export(cfg: M.ModelConfig, state: dict[str, torch.Tensor], out: Path, *, dty
     return out
 
 
+def check_engine(out: Path, n_prompt: int = 400, n_new: int = 16) -> str:
+    """Greedy continuation by our engine (mixattn CLI, CPU backend) vs PlanLM (float32 on the
+    exported weights) for a prompt longer than the sliding window. Needs node and dist/."""
+    import subprocess
+
+    cli = HERE.parent / "dist" / "lib" / "cli" / "main.js"
+    if not cli.exists():
+        raise ExportError(f"--check-engine needs {cli} (npx tsc -p tsconfig.json) and node")
+    cfg = M.load_config(out / "config.json")
+    m = M.PlanLM(cfg)
+    m.load_state_dict({k: v.float() for k, v in load_file(str(out / "model.safetensors")).items()}, strict=True)
+    m.eval()
+    heldout = HERE / "build" / "data" / "heldout.bin"
+    if heldout.exists():
+        import numpy as np
+
+        ids = [int(i) for i in np.fromfile(heldout, dtype="<u2")[1000:1000 + n_prompt]]
+    else:
+        ids = torch.randint(4, cfg.vocab_size, (n_prompt,), generator=torch.Generator().manual_seed(0)).tolist()
+    want, logits = m.greedy(ids, n_new)
+    top2 = logits[len(ids) - 1:].topk(2, dim=-1).values
+    margins = (top2[:, 0] - top2[:, 1]).tolist()
+    cmd = ["node", str(cli), "generate", "--model", str(out), "--prompt-ids", ",".join(map(str, ids)), "--max-tokens",
+           str(n_new), "--greedy", "--ignore-eos", "--json", "--backend", "cpu"]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise ExportError(f"{out}: mixattn generate failed: {(r.stderr or r.stdout).strip()[-500:]}")
+    got = json.loads(r.stdout.strip().splitlines()[-1])["tokenIds"]
+    if got != want:
+        k = next((i for i, (a, b) in enumerate(zip(got, want)) if a != b), min(len(got), len(want)))
+        raise ExportError(f"{out}: engine greedy differs from train/model.py at step {k} (margin there "
+                          f"{margins[k] if k < len(margins) else float('nan'):.4f}): engine {got}, torch {want}")
+    return f"engine greedy == torch greedy over {n_new} tokens after {len(ids)} (min margin {min(margins):.3f})"
+
+
 def load_run_model(run_dir: Path) -> tuple[M.ModelConfig, dict[str, torch.Tensor]]:
     for f in ("config.json", "model.pt"):
         if not (run_dir / f).exists():
@@ -123,16 +158,20 @@ def main() -> None:
     ap.add_argument("out", type=Path, help="the HF model directory to write")
     ap.add_argument("--dtype", default="bf16", choices=sorted(DTYPES))
     ap.add_argument("--tokenizer-dir", type=Path, default=HERE / "tokenizer")
+    ap.add_argument("--check-engine", action="store_true", help="then compare our engine's greedy continuation "
+                    "(node dist/lib/cli/main.js, CPU) with train/model.py's on the exported weights")
     a = ap.parse_args()
     try:
         cfg, state = load_run_model(a.run_dir)
         log = a.run_dir / "train-log.json"
         export(cfg, state, a.out, dtype=a.dtype, tokenizer_dir=a.tokenizer_dir, train_log=log if log.exists() else None)
+        size = sum(f.stat().st_size for f in a.out.iterdir())
+        n = sum(v.numel() for v in state.values())
+        print(f"exported {a.run_dir} -> {a.out} ({n:,} parameters, {a.dtype}, {size / 1e6:.2f} MB)", flush=True)
+        if a.check_engine:
+            print(f"  {check_engine(a.out)}")
     except (ExportError, M.ConfigError) as e:
         sys.exit(f"export: {e}")
-    size = sum(f.stat().st_size for f in a.out.iterdir())
-    n = sum(v.numel() for v in state.values())
-    print(f"exported {a.run_dir} -> {a.out} ({n:,} parameters, {a.dtype}, {size / 1e6:.2f} MB)")
 
 
 if __name__ == "__main__":

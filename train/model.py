@@ -245,15 +245,21 @@ def attend(q, k, v, window: int | None, impl: str) -> torch.Tensor:
     impl: 'flex' (sliding layers via FlexAttention), 'mask' (boolean mask + SDPA) or 'auto'
     (flex on CUDA when available, else mask).
     """
-    if window is None or window >= q.shape[2]:
-        return F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
-    use_flex = impl == "flex" or (impl == "auto" and HAVE_FLEX and q.is_cuda)
+    use_flex = window is not None and window < q.shape[2] and (impl == "flex" or (impl == "auto" and HAVE_FLEX and q.is_cuda))
     if use_flex:
         if not HAVE_FLEX:
             raise RuntimeError("attention impl 'flex' asked for, but this torch has no FlexAttention")
         return flex(q, k, v, sliding_block_mask(q.shape[2], window, q.device))
+    if q.is_cuda:
+        # Explicit GQA expansion (cheap) so SDPA can always pick a fused kernel; enable_gqa is
+        # not supported by every CUDA backend.
+        group = q.shape[1] // k.shape[1]
+        k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)
+    gqa = k.shape[1] != q.shape[1]
+    if window is None or window >= q.shape[2]:
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=gqa)
     mask = sliding_bool_mask(q.shape[2], window, q.device)
-    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=True)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=gqa)
 
 
 class Attention(nn.Module):

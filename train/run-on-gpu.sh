@@ -13,6 +13,7 @@
 # 4. copies run.json and every train-log.json to $OUT/logs/, the tiny model to $OUT/models/tiny
 #    (COPY_MODELS=all: every model, ~45 MB each).
 # Everything is logged to $OUT/train.log. Extra train.py flags: TRAIN_ARGS="--compile ...".
+# CHECK_ENGINE=1 also runs export.py --check-engine (needs node, dist/ and the addon built).
 # SMOKE=1 runs the same pipeline on the CPU at smoke sizes (train.py --smoke), to test this script.
 set -euo pipefail
 export PYTHONUNBUFFERED=1
@@ -75,10 +76,13 @@ wait "$tiny_pid" || tiny_rc=$?
 echo "training done in $(($(date +%s) - t0)) s (plans exit $plans_rc, tiny exit $tiny_rc)"
 [[ $plans_rc == 0 && $tiny_rc == 0 ]] || exit 1
 
+# CHECK_ENGINE=1 (node and a built addon on this machine): our engine's greedy == model.py's.
+CHECK=()
+[[ ${CHECK_ENGINE:-} == 1 ]] && CHECK=(--check-engine)
 for name in ${PLANS//,/ }; do
-  $PY train/export.py "$RUNS/plans/$name" "$MODELS/$name"
+  $PY train/export.py "$RUNS/plans/$name" "$MODELS/$name" "${CHECK[@]}"
 done
-$PY train/export.py "$RUNS/tiny/tiny" "$MODELS/tiny"
+$PY train/export.py "$RUNS/tiny/tiny" "$MODELS/tiny" "${CHECK[@]}"
 
 for run in plans tiny; do
   cp "$RUNS/$run/run.json" "$OUT/logs/run-$run.json"

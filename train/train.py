@@ -90,7 +90,7 @@ def parse_args(argv=None):
         a.seq_len, a.batch_size, a.probe_steps, a.warmup_steps, a.log_every = 256, 4, 2, 2, 1
         a.steps = a.steps or (0 if a.deadline_s else 8)
         a.evals, a.eval_rows = 2, 4
-        a.retrieval_eval = 12 if a.retrieval_eval < 0 else a.retrieval_eval
+        a.retrieval_eval = 4 if a.retrieval_eval < 0 else a.retrieval_eval
         a.lr = 3e-3
     if not a.steps and not a.deadline_s:
         p.error("give --steps or --deadline-s")

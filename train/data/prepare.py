@@ -26,7 +26,8 @@ from tokenizer import ENDOFTEXT, load_tokenizer, save_tokenizer, train_tokenizer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HELDOUT_PER_MILLE = 50
-EVAL_LENGTHS = (128, 256, 512, 1024)
+# The longest prompt leaves room for the answer inside the 1024 positions the models train on.
+EVAL_LENGTHS = (128, 256, 512, 1016)
 EVAL_DEPTHS = (0, 0.25, 0.5, 0.75, 1)
 EVAL_PER_CELL = 20
 EVAL_TOLERANCE = 8
