@@ -1,7 +1,8 @@
 /**
- * `mixattn chat`: an interactive conversation through the model's chat template. Replies
- * stream as they are generated; the conversation is kept (the partial reply too, when
- * Ctrl-C stops one). /exit or Ctrl-D quits; Ctrl-C while idle quits as well.
+ * `mixattn chat`: an interactive conversation through the chat template of --model (else the
+ * built-in model). Replies stream as they are generated; the conversation is kept (the
+ * partial reply too, when Ctrl-C stops one). /exit or Ctrl-D quits; Ctrl-C while idle quits
+ * as well.
  */
 import { createInterface } from 'node:readline';
 import type { ChatMessage } from '../api/index.js';
@@ -19,7 +20,7 @@ import {
   samplingFromFlags,
 } from './generate.js';
 
-export const CHAT_USAGE = `mixattn chat --model DIR [options]
+export const CHAT_USAGE = `mixattn chat [--model DIR] [options]
   --system TEXT            a system message that opens the conversation
 ${MODEL_FLAGS_USAGE}
 ${SAMPLING_FLAGS_USAGE}
@@ -49,7 +50,7 @@ export async function runChat(argv: string[], io: ChatIo = processChatIo): Promi
   loadOptionsFromFlags(values);
   await using model = await openModel(values, 'chat');
   if (!model.tokenizer?.hasChatTemplate) {
-    throw new UsageError(`chat: ${values.model} has no chat template (tokenizer_config.json "chat_template"); use mixattn generate`);
+    throw new UsageError(`chat: ${model.dir} has no chat template (tokenizer_config.json "chat_template"); use mixattn generate`);
   }
   const opening: ChatMessage[] = values.system !== undefined ? [{ role: 'system', content: values.system }] : [];
   let messages = [...opening];

@@ -1,7 +1,7 @@
 /**
  * `mixattn eval`: quality and cost of one or more models through our engine — held-out
- * perplexity, retrieval accuracy, KV bytes per sequence against `standard`, decode speed —
- * written as one JSON, a markdown table and an SVG chart (docs/eval.md). Everything the run
+ * perplexity, retrieval accuracy, KV bytes per sequence against `standard`, decode speed, and
+ * with --reference the KL / top-1 agreement against the uncompressed model — written as one JSON, a markdown table and an SVG chart (docs/eval.md). Everything the run
  * needs is checked (flags, input files, every model directory and tokenizer) before the
  * first model is loaded; the files are rewritten after each model, so a run cut short keeps
  * what it measured.
@@ -11,16 +11,22 @@ import { dirname } from 'node:path';
 import { loadAddon } from '../native.js';
 import type { BackendName } from '../engine/engine.js';
 import {
+  checkSameTokenizer,
   evalMarkdown,
   evalSvg,
   evaluateModel,
   EvalProgress,
+  heldoutContext,
+  kvCost,
+  kvRanks,
+  loadReference,
   modelLabels,
   openModelDir,
   readHeldout,
   readRetrieval,
   type EvalReport,
   type EvalSettings,
+  type LoadedReference,
 } from '../eval/index.js';
 import { intOption, listOption, UsageError } from './args.js';
 import { deviceName, gitCommit } from './bench.js';
@@ -29,6 +35,7 @@ import { parseFlags, processIo, type CliIo } from './generate.js';
 export const EVAL_USAGE = `mixattn eval --model DIR [--model DIR ...] --heldout FILE.txt --retrieval FILE.jsonl [options]
                          (per-plan quality and cost table through the engine: .json, .md, .svg)
   --model DIR              a model directory with tokenizer.json (repeatable)
+  --reference DIR          the uncompressed model: adds KL(reference || model), top-1 agreement and its perplexity
   --heldout FILE           held-out plain text for perplexity
   --retrieval FILE         retrieval set, one {"id","prompt","answer","context_tokens","depth"} a line
   --max-heldout-tokens N   held-out tokens scored from the start of the text (default 65536)
@@ -54,6 +61,7 @@ function resolveBackend(value: string | undefined): BackendName {
 export async function runEval(argv: string[], io: CliIo = processIo): Promise<EvalReport | undefined> {
   const options = {
     model: { type: 'string', multiple: true },
+    reference: { type: 'string' },
     heldout: { type: 'string' },
     retrieval: { type: 'string' },
     'max-heldout-tokens': { type: 'string' },
@@ -109,6 +117,16 @@ export async function runEval(argv: string[], io: CliIo = processIo): Promise<Ev
     }
     opened.push(m);
   }
+  const ref = v.reference === undefined ? undefined : await openModelDir(v.reference);
+  if (ref) {
+    for (const m of opened) {
+      await checkSameTokenizer(m, ref);
+      const ctx = heldoutContext(m, settings);
+      if (ctx > ref.maxPositions) {
+        throw new UsageError(`${m.dir}'s held-out window ${ctx} exceeds --reference ${ref.dir}'s max_position_embeddings (${ref.maxPositions}); pass a smaller --context`);
+      }
+    }
+  }
 
   const report: EvalReport = {
     eval: 'quality',
@@ -122,6 +140,16 @@ export async function runEval(argv: string[], io: CliIo = processIo): Promise<Ev
     retrievalFile: v.retrieval,
     retrievalItems: retrievalItems.length,
     settings,
+    ...(ref
+      ? {
+          reference: {
+            dir: ref.dir,
+            label: modelLabels([ref.dir])[0],
+            kvBytesPerToken: kvCost(ref.modelDir.config, ref.modelDir.plan, ref.maxPositions).bytesPerToken,
+            kvRanks: kvRanks(ref.modelDir.config, ref.modelDir.plan, ref.modelDir.eigenAttention?.errorBudget),
+          },
+        }
+      : {}),
     models: [],
   };
   const save = () => {
@@ -133,10 +161,15 @@ export async function runEval(argv: string[], io: CliIo = processIo): Promise<Ev
   const progress = new EvalProgress({ write: io.stderr, isTTY: io === processIo && process.stderr.isTTY === true, columns: process.stderr.columns });
   progress.line(`mixattn eval: ${opened.length} model(s) on ${report.device} (backend ${settings.backend}); ${retrievalItems.length} retrieval prompts`);
   const labels = modelLabels(dirs);
-  for (const [i, m] of opened.entries()) {
-    const tag = `[${i + 1}/${opened.length} ${labels[i]}]`;
-    report.models.push(await evaluateModel(m, labels[i], { heldoutText, retrievalItems }, settings, progress, tag));
-    save();
+  const reference: LoadedReference | undefined = ref && (await loadReference(ref, report.reference!.label, Math.max(...opened.map((m) => heldoutContext(m, settings))), settings));
+  try {
+    for (const [i, m] of opened.entries()) {
+      const tag = `[${i + 1}/${opened.length} ${labels[i]}]`;
+      report.models.push(await evaluateModel(m, labels[i], { heldoutText, retrievalItems }, settings, progress, tag, reference));
+      save();
+    }
+  } finally {
+    reference?.engine.dispose();
   }
   io.stdout(evalMarkdown(report));
   io.stdout(`\nwrote ${out}.json, ${out}.md, ${out}.svg\n`);

@@ -1,16 +1,17 @@
 /**
- * `mixattn generate`: one generation from a model directory, streamed to stdout as it comes
- * (or, with --json, one JSON object at the end). The model and sampling flags are shared
- * with `mixattn chat`.
+ * `mixattn generate`: one generation from a model directory (the built-in model unless
+ * --model), streamed to stdout as it comes (or, with --json, one JSON object at the end).
+ * The model and sampling flags are shared with `mixattn chat` and `mixattn demo`.
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { loadModel, type GenerateInput, type LoadModelOptions, type Model } from '../api/index.js';
-import { SamplingParamError, type SamplingParams } from '../sampling/index.js';
+import { SamplingParamError, validateSamplingParams, type SamplingParams } from '../sampling/index.js';
 import { progressBar } from '../hf/index.js';
 import { parseBytes } from '../kv/bytes.js';
+import { DEFAULT_MODEL_NAME, requireDefaultModel } from '../model/default-model.js';
 import { intOption, UsageError } from './args.js';
 
-export const MODEL_FLAGS_USAGE = `  --model DIR              Hugging Face model directory (required)
+export const MODEL_FLAGS_USAGE = `  --model DIR              Hugging Face model directory (default: the built-in models/${DEFAULT_MODEL_NAME})
   --plan P                 run under another layer plan: a preset or the notation
   --backend cpu|cuda       compute backend (default cpu)
   --threads N              CPU threads (default: all cores)
@@ -25,7 +26,7 @@ export const SAMPLING_FLAGS_USAGE = `  --max-tokens N           most tokens to g
   --stop S                 stop string (repeatable; \\n for a newline)
   --ignore-eos             keep going past the model's end-of-sequence tokens`;
 
-export const GENERATE_USAGE = `mixattn generate --model DIR (--prompt TEXT | --prompt-ids 1,2,3) [options]
+export const GENERATE_USAGE = `mixattn generate [--model DIR] (--prompt TEXT | --prompt-ids 1,2,3) [options]
   --prompt TEXT            the prompt (tokenized with the model's special tokens)
   --prompt-ids IDS         the prompt as comma-separated token ids (models without a tokenizer)
   --json                   print one JSON object at the end: {tokenIds, text, finishReason, usage, timing}
@@ -137,10 +138,9 @@ export function loadOptionsFromFlags(v: Flags): LoadModelOptions {
   };
 }
 
-/** Loads --model with a progress bar on stderr (drawn only on a terminal). */
+/** Loads --model, else the built-in model, with a progress bar on stderr (drawn only on a terminal). */
 export async function openModel(v: Flags, command: string): Promise<Model> {
-  const dir = str(v.model);
-  if (dir === undefined) throw new UsageError(`${command}: --model DIR is required`);
+  const dir = str(v.model) ?? requireDefaultModel(command);
   const opts = loadOptionsFromFlags(v);
   return loadModel(dir, { ...opts, onProgress: progressBar({ label: 'loading' }) });
 }
@@ -168,7 +168,12 @@ export async function runGenerate(argv: string[], io: CliIo = processIo): Promis
   if (values.help) return io.stdout(`${GENERATE_USAGE}\n`);
   const input = promptFromFlags(values);
   const sampling = samplingFromFlags(values);
-  loadOptionsFromFlags(values); // flag errors before the (slow) load
+  try {
+    validateSamplingParams(sampling); // flag errors before looking for the model and the (slow) load
+  } catch (e) {
+    throw asFlagError(e);
+  }
+  loadOptionsFromFlags(values);
   await using model = await openModel(values, 'generate');
   const ac = new AbortController();
   let stream;

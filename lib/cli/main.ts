@@ -11,10 +11,10 @@ import { runEval, EVAL_USAGE } from './eval.js';
 const USAGE = `mixattn <command> [options]
 
 Commands:
-  generate  generate text from a Hugging Face model directory (streams; --json for scripts)
+  generate  generate text from a Hugging Face model directory or the built-in model (streams; --json for scripts)
   chat      talk to a model through its chat template
   serve     an OpenAI-compatible HTTP server (/v1/completions, /v1/chat/completions, /metrics)
-  demo      run the built-in random-weights model under standard and MixAttention plans
+  demo      the built-in model writing English: tokens/s and the KV memory its plan held (--random: random weights, every plan)
   inspect   KV memory of layer plans: bytes per token, at a context, max concurrent sequences
   bench     end-to-end greedy decode speed of a random 1B-class model (tokens/s, weight-read floor)
   eval      quality and cost of models through the engine: perplexity, retrieval, KV bytes, speed
@@ -49,7 +49,7 @@ async function main(argv: string[]): Promise<number> {
       console.log(runInspect(rest));
       return 0;
     case 'demo':
-      await runDemo(rest, (line) => console.log(line));
+      await runDemo(rest);
       return 0;
     case 'bench':
       await runBench(rest, (line) => console.log(line));

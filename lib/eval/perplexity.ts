@@ -76,56 +76,83 @@ export function checkIdsInVocab(ids: ArrayLike<number>, vocabSize: number, what:
   }
 }
 
+/** Tokens run and rows scored by scoreWindows. */
+export interface WindowsRun {
+  readonly tokens: number;
+  readonly windows: number;
+  readonly scoredTokens: number;
+  readonly seconds: number;
+}
+
 /**
- * Runs the windows through the engine, several per step when they fit in `stepTokens`
- * (chunks of min(context, stepTokens) tokens each), asking for the logits of every row.
+ * Runs the windows through every engine in lockstep (the same chunks, each engine its own
+ * sequences), several windows per step when they fit in `stepTokens` (chunks of
+ * min(context, stepTokens) tokens each), asking for the logits of every row. Calls `score`
+ * once per scored row, in stream order, with that row's logits from each engine (views that
+ * live until the next step) and the token the row predicts.
  */
-export async function perplexity(engine: Engine, ids: readonly number[], opts: PerplexityOptions): Promise<PerplexityResult> {
+export async function scoreWindows(
+  engines: readonly Engine[],
+  ids: readonly number[],
+  opts: PerplexityOptions,
+  score: (rows: readonly Float32Array[], target: number) => void,
+): Promise<WindowsRun> {
   const { context, stepTokens } = opts;
   if (!Number.isInteger(context) || context < 2) throw new RangeError(`perplexity: context must be an integer >= 2, got ${context}`);
   if (!Number.isInteger(stepTokens) || stepTokens < 1) throw new RangeError(`perplexity: stepTokens must be an integer >= 1, got ${stepTokens}`);
-  checkIdsInVocab(ids, engine.config.vocabSize, 'held-out text');
+  for (const e of engines) checkIdsInVocab(ids, e.config.vocabSize, 'held-out text');
   const windows = windowsOf(ids.length, context);
   if (windows.length === 0) throw new RangeError(`perplexity: the held-out text has ${ids.length} token(s); at least 2 are needed`);
   const t0 = performance.now();
-  const V = engine.config.vocabSize;
+  const V = engines[0].config.vocabSize;
   const chunk = Math.min(context, stepTokens);
   const perStep = Math.max(1, Math.floor(stepTokens / chunk));
   const total = windows[windows.length - 1].end;
   let done = 0;
-  let nll = 0;
   let scored = 0;
   for (let g = 0; g < windows.length; g += perStep) {
     const group = windows.slice(g, g + perStep);
-    const seqs = group.map(() => engine.addSequence());
+    const seqs = engines.map((e) => group.map(() => e.addSequence()));
     try {
       const offset = group.map(() => 0);
       for (;;) {
         const live = group.map((_, i) => i).filter((i) => group[i].start + offset[i] < group[i].end);
         if (live.length === 0) break;
-        const entries = live.map((i) => {
+        const chunks = live.map((i) => {
           const from = group[i].start + offset[i];
-          return { seq: seqs[i], tokens: ids.slice(from, Math.min(group[i].end, from + chunk)), logits: 'all' as const };
+          return ids.slice(from, Math.min(group[i].end, from + chunk));
         });
-        const logits = await engine.step(entries);
+        const logits: Float32Array[][] = [];
+        for (const [k, e] of engines.entries()) {
+          logits.push(await e.step(live.map((i, j) => ({ seq: seqs[k][i], tokens: chunks[j], logits: 'all' as const }))));
+        }
         live.forEach((i, j) => {
           const w = group[i];
-          const k = entries[j].tokens.length;
-          for (let r = 0; r < k; r++) {
+          const n = chunks[j].length;
+          for (let r = 0; r < n; r++) {
             const p = w.start + offset[i] + r; // the row's position in the stream
             if (p + 1 >= w.end) break; // a window's last row predicts outside it
-            nll += tokenNll(logits[j].subarray(r * V, (r + 1) * V), ids[p + 1]);
+            score(logits.map((l) => l[j].subarray(r * V, (r + 1) * V)), ids[p + 1]);
             scored++;
           }
-          offset[i] += k;
-          done += k;
+          offset[i] += n;
+          done += n;
         });
         opts.onProgress?.(done, total);
       }
     } finally {
-      for (const s of seqs) engine.releaseSequence(s);
+      engines.forEach((e, k) => seqs[k].forEach((s) => e.releaseSequence(s)));
     }
   }
-  const meanNll = nll / scored;
-  return { tokens: total, windows: windows.length, context, scoredTokens: scored, meanNll, ppl: Math.exp(meanNll), seconds: (performance.now() - t0) / 1000 };
+  return { tokens: total, windows: windows.length, scoredTokens: scored, seconds: (performance.now() - t0) / 1000 };
+}
+
+/** Held-out perplexity of one engine over the windows (see scoreWindows). */
+export async function perplexity(engine: Engine, ids: readonly number[], opts: PerplexityOptions): Promise<PerplexityResult> {
+  let nll = 0;
+  const run = await scoreWindows([engine], ids, opts, ([row], target) => {
+    nll += tokenNll(row, target);
+  });
+  const meanNll = nll / run.scoredTokens;
+  return { tokens: run.tokens, windows: run.windows, context: opts.context, scoredTokens: run.scoredTokens, meanNll, ppl: Math.exp(meanNll), seconds: run.seconds };
 }

@@ -1,5 +1,6 @@
 /** The evaluation report: its JSON shape and its markdown tables. */
 import type { ModelEval, EvalSettings } from './model.js';
+import type { KvRanks, RankStats } from './kv-ranks.js';
 
 export interface EvalReport {
   readonly eval: 'quality';
@@ -13,7 +14,17 @@ export interface EvalReport {
   readonly retrievalFile: string;
   readonly retrievalItems: number;
   readonly settings: EvalSettings;
+  /** --reference: the uncompressed model every model is compared with. */
+  readonly reference?: ReferenceInfo;
   readonly models: ModelEval[];
+}
+
+export interface ReferenceInfo {
+  readonly dir: string;
+  readonly label: string;
+  /** KV bytes per token (bf16, lib/kv's memory model). */
+  readonly kvBytesPerToken: number;
+  readonly kvRanks: KvRanks;
 }
 
 const MiB = 1024 * 1024;
@@ -43,6 +54,48 @@ const planCell = (m: ModelEval): string => `${m.plan.preset}${m.plan.lowRank ? '
 
 function table(header: string[], rows: string[][], align: string[]): string[] {
   return [`| ${header.join(' | ')} |`, `|${align.join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)];
+}
+
+const rankCell = (s: RankStats): string => (s.min === s.max ? String(s.min) : `${fixed(s.mean, 1)} (${s.min}–${s.max})`);
+
+/** "Low-rank K/V vs reference": with --reference, or when some model is a calibrated low-rank checkpoint. */
+function lowRankTable(r: EvalReport): string[] {
+  const big = Math.max(...r.settings.speedBatches);
+  const ref = r.reference;
+  const L: string[] = ['', '## Low-rank K/V vs reference', ''];
+  L.push(
+    ...table(
+      ['model', 'error budget', 'k rank', 'v rank', 'KV B/token', 'KV vs reference', 'KL (nats)', 'top-1 agreement', 'ppl', 'reference ppl', `decode tok/s b${big}`],
+      r.models.map((m) => {
+        const c = m.vsReference;
+        return [
+          m.label,
+          m.kvRanks.errorBudget !== undefined ? String(m.kvRanks.errorBudget) : '–',
+          rankCell(m.kvRanks.k),
+          rankCell(m.kvRanks.v),
+          String(m.kv.bytesPerToken),
+          pct(c?.kvVsReference),
+          c ? c.meanKl.toExponential(3) : '–',
+          c ? `${(100 * c.top1Agreement).toFixed(2)}%` : '–',
+          fixed(m.heldout.ppl, 3),
+          fixed(c?.referencePpl, 3),
+          fixed(decodeAt(m, big), 1),
+        ];
+      }),
+      ['---', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:'],
+    ),
+  );
+  L.push('');
+  L.push(
+    (ref
+      ? `Reference: \`${ref.dir}\` (${ref.label}; k rank ${rankCell(ref.kvRanks.k)}, v rank ${rankCell(ref.kvRanks.v)}, ${ref.kvBytesPerToken} KV B/token). ` +
+        `KL(reference ‖ model) of the next-token distributions and top-1 agreement (same argmax) are means over the held-out positions the perplexity scores, ` +
+        `both models run on the same windows, log-softmax in float64 on the host. `
+      : 'No --reference: KL, top-1 agreement and the reference columns are empty. ') +
+      `Ranks: per KV head, mean (min–max) over the cache-owning layers; head_dim is full width. ` +
+      `Error budget: config.json eigen_attention.error_budget. KV B/token: one token in every owning cache, bf16, from lib/kv's memory model.`,
+  );
+  return L;
 }
 
 export function evalMarkdown(r: EvalReport): string {
@@ -79,6 +132,7 @@ export function evalMarkdown(r: EvalReport): string {
       `KV: bytes one sequence holds at 1024 tokens (bf16, blocks of 16, sliding classes keep only their window), from lib/kv's memory model; ` +
       `"vs standard" is against the \`standard\` plan on the same config. Decode: ${r.settings.speedPrompt}-token prompts, ${r.settings.speedTokens} greedy steps, argmax on the device.`,
   );
+  if (r.reference !== undefined || r.models.some((m) => m.kvRanks.errorBudget !== undefined)) L.push(...lowRankTable(r));
   L.push('');
   L.push('## Details');
   L.push('');

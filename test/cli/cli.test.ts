@@ -48,11 +48,12 @@ describe('mixattn inspect', () => {
   });
 });
 
-describe('mixattn demo', () => {
+describe('mixattn demo --random', () => {
   it('generates under standard and a MixAttention plan and reports tokens/s and KV memory', async () => {
-    const lines: string[] = [];
-    await runDemo(['--batch', '2', '--prompt', '80', '--new', '3', '--window', '16', '--plan', 'standard,ma', '--threads', '2'], (l) => lines.push(l));
-    const text = lines.join('\n');
+    let text = '';
+    const io = { stdout: (t: string) => void (text += t), stderr: () => {} };
+    await runDemo(['--random', '--batch', '2', '--prompt', '80', '--new', '3', '--window', '16', '--plan', 'standard,ma', '--threads', '2'], io);
+    expect(text).toMatch(/^mixattn demo --random: built-in random-weights model \(12 layers/);
     const row = (name: string) => text.split('\n').find((l) => l.startsWith(name + ' '))!.trim().split(/\s{2,}/);
     const [, prefill, decode, kv, first] = row('standard');
     expect(Number(prefill)).toBeGreaterThan(0);

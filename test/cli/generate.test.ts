@@ -66,7 +66,6 @@ describe('mixattn generate', () => {
   });
 
   const bad: [string[], RegExp][] = [
-    [['--prompt', 'x'], /^generate: --model DIR is required$/],
     [['--model', fixture('llama3')], /^generate: give exactly one of --prompt and --prompt-ids$/],
     [['--model', fixture('llama3'), '--prompt', 'x', '--prompt-ids', '1'], /exactly one of/],
     [['--model', fixture('llama3'), '--prompt-ids', '1,a'], /^--prompt-ids must be comma-separated token ids, got '1,a'$/],
