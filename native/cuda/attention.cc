@@ -5,7 +5,9 @@
 //    chosen when some sequence brings more than one row (a prefill chunk);
 //  - decode (attn_decode.cu, split-KV): the same head dims, f32 or bf16 pages, chosen when
 //    every sequence brings one row (and for f32 pages);
-//  - generic (attn_generic.cu): everything else (odd head dims, kDim != vDim).
+//  - V narrower than K (kDim in {64, 128, 256}, vDim a multiple of 8): the low-rank kernels
+//    (attention_lowrank.cc) with plain keys, in their prefill or decode layout;
+//  - generic (attn_generic.cu): everything else (odd head dims, other kDim != vDim).
 // Every path computes the same function for any layout; tests force each with
 // setAttentionPath. Page ids live on the device (the runner uploads the tables), so they are
 // checked by the kernels (device_error.h).
@@ -54,6 +56,15 @@ void setAttentionPath(const std::string& path) {
   gPrefillVariant = variant;
 }
 
+AttnPath forcedAttentionPath() { return AttnPath(gPath.load()); }
+
+int maxKeysOf(const PagedKv& kv, int window) {
+  // Keys one row can attend to: its table row holds at most this many positions.
+  long long maxKeys = (long long)(kv.tableStride / kv.pagesPerBlock) * kv.blockSize;
+  if (window > 0) maxKeys = std::min<long long>(maxKeys, window);
+  return int(std::max(1LL, std::min<long long>(maxKeys, INT_MAX / 2)));
+}
+
 AttnArgs kvArgs(const PagedKv& kv, const BatchLayout& b) {
   AttnArgs a{};
   a.arena = static_cast<const char*>(kv.arena);
@@ -99,18 +110,23 @@ void attention(const Ctx& c, void* out, const void* q, const PagedKv& kv,
   a.window = window;
   a.scale = scale;
   a.softcap = softcap;
-  // Keys one row can attend to: its table row holds at most this many positions.
-  long long maxKeys = (long long)(kv.tableStride / kv.pagesPerBlock) * kv.blockSize;
-  if (window > 0) maxKeys = std::min<long long>(maxKeys, window);
-  a.maxKeys = int(std::max(1LL, std::min<long long>(maxKeys, INT_MAX / 2)));
+  a.maxKeys = maxKeysOf(kv, window);
 
   const bool canPrefill = prefillSupported(c, a), canDecode = decodeSupported(c, a);
+  // V narrower than K: the low-rank kernels with plain keys stand in for prefill and decode.
+  const bool narrow = narrowValuesSupported(c, a);
+  const bool manyRows = batch.numTokens > batch.numSeqs;
   AttnPath path = AttnPath(gPath.load());
+  const bool forced = path != AttnPath::Auto;
   if (path == AttnPath::Auto) {
-    const bool manyRows = batch.numTokens > batch.numSeqs;
     if (canPrefill && (manyRows || !canDecode)) path = AttnPath::Prefill;
     else if (canDecode) path = AttnPath::Decode;
+    else if (narrow) path = manyRows ? AttnPath::Prefill : AttnPath::Decode;
     else path = AttnPath::Generic;
+  }
+  if (narrow && path != AttnPath::Generic) {
+    attentionNarrowValues(c, a, path == AttnPath::Prefill, forced, scratch);
+    return;
   }
   switch (path) {
     case AttnPath::Prefill:

@@ -15,5 +15,28 @@ void attention(const Ctx& c, void* out, const void* q, const PagedKv& kv,
                const BatchLayout& batch, int numHeads, int window, float scale, float softcap,
                const std::function<float*(size_t)>& scratch);
 
+// The path setAttentionPath forced (Auto when none).
+AttnPath forcedAttentionPath();
+// Keys one row can attend to: its table row's positions, at most the window.
+int maxKeysOf(const PagedKv& kv, int window);
+
+// attention_lowrank.cc. The device tables of a layer's low-rank keys (the backend caches
+// invFreq and rot per RoPE parameters and head dim).
+struct LowRankKeysDev {
+  const float* basis;     // U [headDim][kDim] fp32
+  int headDim;
+  const double* invFreq;  // [headDim / 2]
+  const float* rot;       // [kLowRankRotRows][headDim / 2][cos, sin] of j·θ_i
+};
+void attentionLowRankKeys(const Ctx& c, void* out, const void* q, const PagedKv& kv,
+                          const BatchLayout& batch, int numHeads, int window, float scale,
+                          float softcap, const LowRankKeysDev& keys, AttnPath path,
+                          const std::function<float*(size_t)>& scratch);
+// attention() with V narrower than K (kDim in {64, 128, 256}, vDim a multiple of 8) on the
+// low-rank kernels with plain keys.
+bool narrowValuesSupported(const Ctx& c, const AttnArgs& a);
+void attentionNarrowValues(const Ctx& c, const AttnArgs& a, bool prefill, bool forced,
+                           const std::function<float*(size_t)>& scratch);
+
 }  // namespace cuda
 }  // namespace mixattn

@@ -265,11 +265,14 @@ void attentionDecode(const Ctx& c, const AttnArgs& a, int splits, float* scratch
   else if (D == 64) launch<64, float>(c, a, splits, chunk, partO, partLse);
   else if (D == 128) launch<128, float>(c, a, splits, chunk, partO, partLse);
   else launch<256, float>(c, a, splits, chunk, partO, partLse);
-  if (splits > 1) {
-    combineKernel<<<unsigned(size_t(a.numTokens) * a.numHeads), D >= 128 ? 128 : 64, 0, c.stream>>>(
-        static_cast<bf16*>(a.out), partO, partLse, splits, D);
-    checkLaunch("attention (decode combine)");
-  }
+  if (splits > 1) combineSplits(c, a.out, partO, partLse, size_t(a.numTokens) * a.numHeads, splits, D);
+}
+
+void combineSplits(const Ctx& c, void* out, const float* partO, const float* partLse,
+                   size_t rows, int splits, int width) {
+  combineKernel<<<unsigned(rows), width >= 128 ? 128 : 64, 0, c.stream>>>(
+      static_cast<bf16*>(out), partO, partLse, splits, width);
+  checkLaunch("attention (decode combine)");
 }
 
 }  // namespace cuda

@@ -99,19 +99,19 @@ __device__ __forceinline__ int keyLo(int p, int window) {
 // keys reach beyond splits × chunk (the table's width) is reported by the last split.
 __device__ __forceinline__ void splitKeyRange(const AttnArgs& a, int t, int sp, int splits,
                                               int chunk, int tid, DeviceError* err, int* kBeg,
-                                              int* kEnd) {
+                                              int* kEnd, int op = kOpAttention) {
   const int s = a.seqOfToken[t], p = a.positions[t];
   *kBeg = *kEnd = 0;
   if (s < 0 || s >= a.numSeqs || p < 0) {
     if (tid == 0 && sp == 0)
-      reportError(err, s < 0 || s >= a.numSeqs ? kErrSeqRange : kErrNegativePos, kOpAttention, s, p);
+      reportError(err, s < 0 || s >= a.numSeqs ? kErrSeqRange : kErrNegativePos, op, s, p);
     return;
   }
   const int lo = keyLo(p, a.window);
   *kBeg = lo + sp * chunk;
   *kEnd = min(p + 1, lo + (sp + 1) * chunk);
   if (sp == splits - 1 && tid == 0 && (long long)lo + (long long)splits * chunk <= p)
-    reportError(err, kErrBeyondTable, kOpAttention, s, p);
+    reportError(err, kErrBeyondTable, op, s, p);
 }
 
 __device__ __forceinline__ float warpMax(float v) {

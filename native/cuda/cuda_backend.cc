@@ -9,6 +9,7 @@
 
 #include <cuda_runtime.h>
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
@@ -198,6 +199,18 @@ class CudaBackend final : public Backend {
     cuda::attention(ctx_, out, q, kv, batch, numHeads, window, scale, softcap,
                     [this](size_t bytes) { return scratch(bytes); });
   }
+  void attentionLowRankKeys(void* out, const void* q, const PagedKv& kv,
+                            const BatchLayout& batch, int numHeads, int window, float scale,
+                            float softcap, const KeyBasis& keys) override {
+    bind();
+    LowRankKeysDev k{keys.basis, keys.headDim, nullptr, nullptr};
+    if (keys.headDim > 0 && keys.headDim % 2 == 0) {  // else attentionLowRankKeys says why
+      k.invFreq = invFreq(keys.rope, keys.headDim);
+      k.rot = ropeRotations(keys.rope, keys.headDim);
+    }
+    cuda::attentionLowRankKeys(ctx_, out, q, kv, batch, numHeads, window, scale, softcap, k,
+                               forcedAttentionPath(), [this](size_t bytes) { return scratch(bytes); });
+  }
   void argmax(int32_t* out, const float* logits, int rows, int vocab) override {
     bind();
     if (rows > 0 && vocab > 0) cuda::argmax(ctx_, out, logits, rows, vocab);
@@ -296,17 +309,40 @@ class CudaBackend final : public Backend {
     return static_cast<float*>(scratch_);
   }
 
-  const double* invFreq(const RopeParams& p, int headDim) {
+  static std::string ropeKey(const RopeParams& p, int headDim) {
     char key[160];  // exact (hex-float) parameters: distinct values never share an entry
     std::snprintf(key, sizeof key, "%d/%a/%d/%a/%a/%a/%d", headDim, double(p.theta),
                   int(p.scaling), double(p.factor), double(p.lowFreqFactor),
                   double(p.highFreqFactor), p.originalMaxPosition);
+    return key;
+  }
+
+  const double* invFreq(const RopeParams& p, int headDim) {
+    const std::string key = ropeKey(p, headDim);
     auto it = ropeCache_.find(key);
     if (it != ropeCache_.end()) return it->second;
     const std::vector<double> inv = ropeInverseFrequencies(p, headDim);
     void* d = alloc(inv.size() * sizeof(double), "RoPE frequencies");
     check(cudaMemcpy(d, inv.data(), inv.size() * sizeof(double), cudaMemcpyHostToDevice), "rope");
     return ropeCache_[key] = static_cast<const double*>(d);
+  }
+
+  // cos/sin of j·θ_i for j < kLowRankRotRows (the low-rank kernels' in-tile rotations), in
+  // double, cached like invFreq.
+  const float* ropeRotations(const RopeParams& p, int headDim) {
+    const std::string key = ropeKey(p, headDim);
+    auto it = rotCache_.find(key);
+    if (it != rotCache_.end()) return it->second;
+    const std::vector<double> inv = ropeInverseFrequencies(p, headDim);
+    std::vector<float> rot(size_t(kLowRankRotRows) * inv.size() * 2);
+    for (int j = 0; j < kLowRankRotRows; ++j)
+      for (size_t i = 0; i < inv.size(); ++i) {
+        rot[(j * inv.size() + i) * 2] = float(std::cos(j * inv[i]));
+        rot[(j * inv.size() + i) * 2 + 1] = float(std::sin(j * inv[i]));
+      }
+    void* d = alloc(rot.size() * sizeof(float), "RoPE rotations");
+    check(cudaMemcpy(d, rot.data(), rot.size() * sizeof(float), cudaMemcpyHostToDevice), "rope");
+    return rotCache_[key] = static_cast<const float*>(d);
   }
 
   void freeRetired() {
@@ -319,6 +355,8 @@ class CudaBackend final : public Backend {
     gemm_.reset();
     for (auto& [k, p] : ropeCache_) cudaFree(const_cast<double*>(p));
     ropeCache_.clear();
+    for (auto& [k, p] : rotCache_) cudaFree(const_cast<float*>(p));
+    rotCache_.clear();
     if (scratch_) cudaFree(scratch_);
     if (ctx_.err) cudaFree(ctx_.err);
     if (errHost_) cudaFreeHost(errHost_);
@@ -337,6 +375,7 @@ class CudaBackend final : public Backend {
   void* scratch_ = nullptr;
   size_t scratchBytes_ = 0;
   std::map<std::string, const double*> ropeCache_;
+  std::map<std::string, const float*> rotCache_;
   bool capturing_ = false;
   // Decode-shaped matmuls on the skinny GEMM (gemv.h) unless MIXATTN_CUDA_GEMV=0.
   const bool useGemv_ = [] {

@@ -21,7 +21,13 @@ enum ErrCode : int {
   kErrGatherIndex = 7,   // a = position in index, b = row index
 };
 
-enum ErrOp : int { kOpEmbedding = 0, kOpAppendKv = 1, kOpAttention = 2, kOpGatherRows = 3 };
+enum ErrOp : int {
+  kOpEmbedding = 0,
+  kOpAppendKv = 1,
+  kOpAttention = 2,
+  kOpGatherRows = 3,
+  kOpAttentionLowRankKeys = 4,
+};
 
 struct DeviceError {
   int code;

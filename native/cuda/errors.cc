@@ -16,6 +16,7 @@ const char* opName(int op) {
     case kOpAppendKv: return "appendKv";
     case kOpAttention: return "attention";
     case kOpGatherRows: return "gatherRows";
+    case kOpAttentionLowRankKeys: return "attentionLowRankKeys";
     default: return "kernel";
   }
 }

@@ -91,6 +91,38 @@ size_t decodeMmaSmem(int headDim);
 int decodeMmaBlocksPerSM(int headDim);  // resident blocks per SM (occupancy API)
 void attentionDecodeMma(const Ctx& c, const AttnArgs& a, int splits, int chunk, float* partO,
                         float* partLse);
+// attn_lowrank_{64,128,256}.cu (attn_lowrank.cuh): attention whose keys are expanded from
+// low-rank coefficients inside the kernel (Backend::attentionLowRankKeys), or, with
+// expand = false, plain keys of width headDim with V narrower (attention() with vDim < kDim).
+// Head dims 64/128/256, kDim and vDim multiples of 8 (kDim <= 256, vDim <= headDim), f32 or
+// bf16 pages. attention_lowrank.cc plans and launches them.
+constexpr int kLowRankTileKeys = 64;  // keys per tile
+constexpr int kLowRankRotRows = 16;   // rows of the rotation table: cos/sin(j·θ_i), j < 16
+struct LowRankArgs {
+  const float* basis;      // U [headDim][kDim] fp32 (expand only)
+  const double* invFreq;   // RoPE inverse frequencies [headDim / 2] (expand only)
+  const float* rot;        // [kLowRankRotRows][headDim / 2][cos, sin] (expand only)
+  int op;                  // ErrOp naming the op in page errors
+};
+struct LowRankPlan {
+  bool prefill;  // 64 query vectors (rows x heads) per block, else one row and <= 8 heads
+  bool expand;   // low-rank keys (else plain keys)
+  int HC, R, splits, chunk, stages;
+  size_t smem;
+  unsigned gridX;  // prefill: row-tile items
+  float *partO, *partLse;
+  const char* opName;
+};
+int lowRankBlocksPerSM64(const AttnArgs& a, const LowRankPlan& p);
+int lowRankBlocksPerSM128(const AttnArgs& a, const LowRankPlan& p);
+int lowRankBlocksPerSM256(const AttnArgs& a, const LowRankPlan& p);
+void launchLowRank64(const Ctx& c, const AttnArgs& a, const LowRankArgs& lr, const LowRankPlan& p);
+void launchLowRank128(const Ctx& c, const AttnArgs& a, const LowRankArgs& lr, const LowRankPlan& p);
+void launchLowRank256(const Ctx& c, const AttnArgs& a, const LowRankArgs& lr, const LowRankPlan& p);
+// attn_decode.cu: out[r, 0..width) = the splits' partial results merged by their log-sum-exp
+// (partO [rows][splits][width], partLse [rows][splits]), as bf16.
+void combineSplits(const Ctx& c, void* out, const float* partO, const float* partLse,
+                   size_t rows, int splits, int width);
 // attn_prefill_*.cu: FlashAttention-2 on tensor cores, bf16 KV, kDim == vDim in {64,128,256}.
 // `variant` picks one of the kernel configurations a head dim compiles (tests, benchmarks);
 // < 0 or out of range: the default.

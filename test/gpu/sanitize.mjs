@@ -46,4 +46,24 @@ for (const [D, dtype] of [[64, 'bf16'], [128, 'bf16'], [256, 'bf16'], [128, 'f32
   // Decode with many splits.
   if (!prefillOnly) run('attention', { kv, numNew: Int32Array.from([1, 1]), pastLen: Int32Array.from([159, 90]), q: r(2 * 8 * D), numHeads: 8, window: 0, scale: 0.1, softcap: 0, ...(D === 12 ? {} : { path: 'decode' }) });
 }
+// Low-rank keys (attn_lowrank_*.cu): both layouts, f32 and bf16 pages, ragged ranks, one
+// stage (rank 248 at head dim 256), and attention() with V narrower than K (the same kernels).
+if (!prefillOnly) {
+  for (const [D, kDim, vDim, dtype] of [[64, 24, 40, 'bf16'], [128, 32, 128, 'bf16'], [128, 64, 16, 'f32'], [256, 248, 256, 'bf16'], [256, 64, 64, 'bf16']]) {
+    const bs = 16, H = 2, numPages = 24, tableStride = 10;
+    const tables = Int32Array.from({ length: 2 * tableStride }, (_, i) => (i * 7) % numPages);
+    const kv = { dtype, numPages, blockSize: bs, numKvHeads: H, kDim, vDim, pagesPerBlock: 1, slot: 0, tableStride, tables, arena: r(numPages * bs * H * (kDim + vDim)) };
+    const numNew = Int32Array.from([70, 1]), pastLen = Int32Array.from([3, 150]);
+    const keys = { headDim: D, basis: r(D * kDim, 0.2), rope: { theta: 1e4, scaling: 'default' } };
+    for (const path of ['decode', 'prefill']) {
+      if (D === 256 && kDim === 248 && path === 'prefill') continue;  // does not fit (auto takes decode)
+      for (const window of [0, 20])
+        run('attentionLowRankKeys', { kv, numNew, pastLen, q: r(71 * 8 * D), numHeads: 8, window, scale: 0.1, softcap: window ? 5 : 0, path, ...keys });
+    }
+    run('attentionLowRankKeys', { kv, numNew: Int32Array.from([1, 1]), pastLen: Int32Array.from([159, 90]), q: r(2 * 8 * D), numHeads: 8, window: 0, scale: 0.1, softcap: 0, path: 'decode', ...keys });
+    const plain = { ...kv, kDim: D, vDim: Math.min(vDim, D / 2), arena: r(numPages * bs * H * (D + Math.min(vDim, D / 2))) };
+    for (const path of ['decode', 'prefill'])
+      run('attention', { kv: plain, numNew, pastLen, q: r(71 * 8 * D), numHeads: 8, window: 0, scale: 0.1, softcap: 0, path });
+  }
+}
 console.log('sanitize: every op ran');

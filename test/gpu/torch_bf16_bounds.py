@@ -121,6 +121,29 @@ def attn_bounds():
     return e
 
 
+def lowrank_bounds():
+    """Attention over low-rank keys (attentionLowRankKeys) as PyTorch runs it in bf16: keys
+    expanded by a bf16 linear (k = c·Uᵀ, U bf16 as a checkpoint's k_up), HF RoPE at the keys'
+    positions, SDPA; against the same in float64. Rank 32, values at the head dim."""
+    e = {}
+    r, theta = 32, 1e4
+    for d in (64, 128, 256):
+        for kind, (lq, lk, hq, hkv) in {"prefill": (512, 512, 8, 2), "decode": (1, 4096, 8, 2)}.items():
+            def one():
+                c, u = rnd(lk, hkv, r), rnd(d, r, std=1 / math.sqrt(r))
+                q, v = rnd(1, hq, lq, d), rnd(1, hkv, lk, d)
+                pos = torch.arange(lk, device=DEV)
+                causal = kind == "prefill"
+                k16 = hf_rope(F.linear(c.to(BF), u.to(BF)), pos, theta).permute(1, 0, 2)[None]
+                out = F.scaled_dot_product_attention(q.to(BF), k16, v.to(BF), is_causal=causal, enable_gqa=True)
+                k64 = hf_rope(F.linear(c.double(), u.double()), pos.double(), theta).permute(1, 0, 2)[None]
+                with torch.nn.attention.sdpa_kernel(torch.nn.attention.SDPBackend.MATH):
+                    ref = F.scaled_dot_product_attention(q.double(), k64, v.double(), is_causal=causal, enable_gqa=True)
+                return rel(out, ref)
+            e[f"attention_lowrank_{kind}_d{d}"] = worst(one)
+    return e
+
+
 def model_bounds(fixtures: Path):
     from transformers import AutoModelForCausalLM
     e, detail = {}, {}
@@ -148,7 +171,7 @@ def model_bounds(fixtures: Path):
 def main():
     out = Path(sys.argv[1] if len(sys.argv) > 1 else "test/gpu/bf16-bounds.json")
     torch.manual_seed(0)
-    entries = {**op_bounds(), **attn_bounds()}
+    entries = {**op_bounds(), **attn_bounds(), **lowrank_bounds()}
     model, detail = model_bounds(Path(__file__).resolve().parent.parent / "fixtures" / "hf")
     entries.update(model)
     doc = {
