@@ -202,7 +202,7 @@ export async function evaluateModel(
     progress.line(`${tag} perplexity ${heldout.ppl.toFixed(3)} (mean NLL ${heldout.meanNll.toFixed(4)}) over ${heldout.scoredTokens} tokens, ${heldout.windows} windows of ${context} (${heldout.seconds.toFixed(1)} s)`);
     if (vsReference) {
       progress.line(
-        `${tag} vs ${reference!.label}: KL ${vsReference.meanKl.toExponential(3)} nats, top-1 agreement ${(100 * vsReference.top1Agreement).toFixed(2)}%, reference perplexity ${vsReference.referencePpl.toFixed(3)}`,
+        `${tag} vs ${vsReference.reference}: KL ${vsReference.meanKl.toExponential(3)} nats, top-1 agreement ${(100 * vsReference.top1Agreement).toFixed(2)}%, reference perplexity ${vsReference.referencePpl.toFixed(3)}`,
       );
     }
     const ret = await retrieval(

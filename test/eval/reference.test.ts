@@ -29,7 +29,7 @@ const mixattn = fixtureDir('mixattn');
 beforeAll(async () => {
   root = mkdtempSync(join(tmpdir(), 'mixattn-eval-ref-'));
   folded = await writeFoldedLowRank(mixattn, join(root, 'mixattn-lowrank'), FOLD);
-  scaled = await writeScaledCopy(mixattn, join(root, 'mixattn-scaled'), 'model.layers.4.self_attn.v_proj.weight', 1.1);
+  scaled = await writeScaledCopy(mixattn, join(root, 'mixattn-scaled'), 'model.layers.4.self_attn.v_proj.weight', 1.5);
 });
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
@@ -102,8 +102,8 @@ describe('compareWithReference', () => {
     expect(a.blocks.usedPages + b.blocks.usedPages).toBe(0);
   });
 
-  // Random-weights fixtures are chaotic: the fold (random bases) moves almost every argmax, a 10%
-  // scale of one v_proj only some of them.
+  // Random-weights fixtures are chaotic: the fold (random bases) moves almost every argmax
+  // (KL ≈ 2.2 nats); scaling one v_proj by 1.5 only some of them (KL ≈ 0.03, top-1 ≈ 79%).
   const derived: [string, () => string, [number, number]][] = [
     ['a low-rank fold of the fixture', () => folded, [0, 0.1]],
     ['the fixture with one tensor scaled', () => scaled, [0.3, 0.95]],
@@ -113,7 +113,6 @@ describe('compareWithReference', () => {
       const ids = heldoutTokens(await Tokenizer.fromDir(mixattn), heldoutText(12, 7), 70);
       const context = 24; // windows 24 + 24 + 22, longer than the sliding window of 8
       const want = expectedComparison(await referenceModel(dir()), await referenceModel(mixattn), ids, context);
-      console.log(JSON.stringify(want));
       expect(want.meanKl).toBeGreaterThan(1e-3);
       expect(want.top1).toBeGreaterThanOrEqual(top1Range[0]);
       expect(want.top1).toBeLessThanOrEqual(top1Range[1]);
