@@ -1,11 +1,12 @@
 #!/usr/bin/env node
-/** The `mixattn` command line: generate, chat, serve, inspect, demo, bench. */
+/** The `mixattn` command line: generate, chat, serve, inspect, demo, bench, calibrate. */
 import { runInspect, INSPECT_USAGE } from './inspect.js';
 import { runDemo, DEMO_USAGE } from './demo.js';
 import { runGenerate, GENERATE_USAGE } from './generate.js';
 import { runChat, CHAT_USAGE } from './chat.js';
 import { runServe, SERVE_USAGE } from './serve.js';
 import { runBench, BENCH_USAGE } from './bench.js';
+import { runCalibrate, CALIBRATE_USAGE } from './calibrate.js';
 
 const USAGE = `mixattn <command> [options]
 
@@ -16,6 +17,7 @@ Commands:
   demo      run the built-in random-weights model under standard and MixAttention plans
   inspect   KV memory of layer plans: bytes per token, at a context, max concurrent sequences
   bench     end-to-end greedy decode speed of a random 1B-class model (tokens/s, weight-read floor)
+  calibrate make a low-rank K/V (Eigen Attention) model from a model directory and calibration text
 
 ${GENERATE_USAGE}
 
@@ -27,7 +29,9 @@ ${DEMO_USAGE}
 
 ${INSPECT_USAGE}
 
-${BENCH_USAGE}`;
+${BENCH_USAGE}
+
+${CALIBRATE_USAGE}`;
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -49,6 +53,9 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     case 'bench':
       await runBench(rest, (line) => console.log(line));
+      return 0;
+    case 'calibrate':
+      await runCalibrate(rest);
       return 0;
     case undefined:
     case 'help':

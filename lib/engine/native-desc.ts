@@ -4,7 +4,7 @@ import type { LayerPlan } from '../plan/types.js';
 import type { KvLayout } from '../kv/layout.js';
 import type { NativeModelDesc, NativeRope } from '../native.js';
 
-function nativeRope(theta: number, s: RopeScaling): NativeRope {
+export function nativeRope(theta: number, s: RopeScaling): NativeRope {
   switch (s.type) {
     case 'default':
       return { theta, scaling: 'default' };
