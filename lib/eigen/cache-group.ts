@@ -122,25 +122,6 @@ export class CacheGroup {
   }
 
   /**
-   * K/V projected onto subspaces: keys through the projector pk [d][d] (shared by the KV
-   * heads; undefined = unchanged), values through pv[g] per KV head; o_proj unchanged.
-   */
-  projected(pk: Float64Array | undefined, pv: readonly Float64Array[] | undefined): LowRankKv {
-    const { numKvHeads: Hkv, headDim: d } = this.data.config;
-    const keys = pk ? this.ops.matmul(this.keys, Float32Array.from(pk), undefined, this.rows * Hkv, d, d) : this.keys;
-    let values = this.values;
-    if (pv) {
-      // One matmul with the block-diagonal projector of all KV heads.
-      const w = new Float32Array(Hkv * d * Hkv * d);
-      for (let g = 0; g < Hkv; g++) {
-        for (let a = 0; a < d; a++) for (let b = 0; b < d; b++) w[(g * d + a) * Hkv * d + g * d + b] = pv[g][a * d + b];
-      }
-      values = this.ops.matmul(this.values, w, undefined, this.rows, Hkv * d, Hkv * d);
-    }
-    return { keys, values, vDim: d, oProj: (j) => this.need(j, 'o_proj') };
-  }
-
-  /**
    * K/V as a folded checkpoint computes them (the runtime's arithmetic): c_k = x·k_projᵀ (+ bias),
    * keys = k_up·c_k per head (or c_k when there is no k_up); values c_v = x·v_projᵀ (+ bias).
    */

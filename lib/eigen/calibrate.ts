@@ -26,9 +26,9 @@ import { Tokenizer } from '../tokenizer/index.js';
 import { energyKept, singularMass } from './basis.js';
 import { CacheGroup, type CalibrationData } from './cache-group.js';
 import { captureAttentionInputs, sampleTokens } from './capture.js';
-import { attnName, foldCaches, outputTensors, type FoldedTensor } from './folded-checkpoint.js';
+import { attnName, foldCache, outputTensors, type CacheFold, type FoldedTensor } from './folded-checkpoint.js';
 import { NativeOps } from './ops.js';
-import { calibrateCache, THRESHOLD_STEP, type CacheCalibration, type SearchStep } from './search.js';
+import { searchRanks, THRESHOLD_STEP, type RankChoice, type SearchStep } from './search.js';
 
 export type CalibrateBackend = BackendName | 'auto';
 
@@ -203,26 +203,29 @@ export async function calibrate(o: CalibrateOptions): Promise<CalibrationReport>
       weight: (canonical) => weights.get(hfTensorName(canonical, false))?.values,
     };
     const ops = new NativeOps(backend);
-    const caches: CacheCalibration[] = [];
+    const caches: CacheResult[] = [];
     const folded = new Map<string, FoldedTensor>();
     const layerErrors = new Map<number, number>();
+    const weightOf = (name: string) => weights.get(name);
     for (const owner of owners) {
       const group = new CacheGroup(ops, data, owner);
-      const c = calibrateCache(group, budget, cfg.headDim);
-      caches.push(c);
-      const mine = foldCaches(cfg, [c], (name) => weights.get(name));
-      for (const [k, v] of mine) folded.set(k, v);
-      // The written model's error: its stored (rounded) tensors, computed as the runtime computes.
-      const errs = mine.size === 0 ? new Map(c.readers.map((j) => [j, 0])) : group.errors(group.folded(foldedWeights(c, mine, weights, cfg.headDim)));
-      for (const [j, e] of errs) layerErrors.set(j, e);
+      const { key, values } = group.bases();
+      const fold = (kRank: number, vRank: number) => foldCache(cfg, { owner, readers: group.readers, keyBasis: key, valueBases: values, kRank, vRank }, weightOf);
+      // Each candidate is measured as written: folded, rounded to the stored dtype, computed as the runtime computes.
+      const choice = searchRanks(singularMass(key), values.map(singularMass), cfg.headDim, budget, group.readers, (kRank, vRank) =>
+        group.errors(group.folded(foldedWeights(owner, kRank, vRank, fold(kRank, vRank), weights, cfg.headDim))),
+      );
+      for (const [k, v] of fold(choice.kRank, choice.vRank)) folded.set(k, v);
+      for (const [j, e] of choice.errors) layerErrors.set(j, e);
+      caches.push({ owner, readers: group.readers, keyBasis: key, valueBases: values, ...choice });
       log(
-        `calibrate: layer ${owner}${c.readers.length > 1 ? ` (+ readers ${c.readers.slice(1).join(', ')})` : ''}: ` +
-          `k rank ${c.kRank}, v rank ${c.vRank} of ${cfg.headDim} (threshold ${c.threshold.toFixed(2)}), error ${Math.max(...errs.values()).toFixed(4)}`,
+        `calibrate: layer ${owner}${group.readers.length > 1 ? ` (+ readers ${group.readers.slice(1).join(', ')})` : ''}: ` +
+          `k rank ${choice.kRank}, v rank ${choice.vRank} of ${cfg.headDim} (threshold ${choice.threshold.toFixed(2)}), error ${Math.max(...choice.errors.values()).toFixed(4)}`,
       );
     }
     const searched = performance.now();
 
-    const cacheOf = (i: number) => caches.find((c) => c.owner === plan.layers[i].kvSource)!;
+    const cacheOf = (i: number): CacheResult => caches.find((c) => c.owner === plan.layers[i].kvSource)!;
     const ranks = { k: plan.layers.map((_, i) => cacheOf(i).kRank), v: plan.layers.map((_, i) => cacheOf(i).vRank) };
     const layers: LayerReport[] = plan.layers.map((l, i) => {
       const c = cacheOf(i);
@@ -242,7 +245,7 @@ export async function calibrate(o: CalibrateOptions): Promise<CalibrationReport>
         search: c.steps,
       };
     });
-    const ownerWidth = (w: (c: CacheCalibration) => number) => caches.reduce((s, c) => s + w(c), 0);
+    const ownerWidth = (w: (c: CacheResult) => number) => caches.reduce((s, c) => s + w(c), 0);
     const kvFraction = ownerWidth((c) => c.kRank + c.vRank) / (caches.length * 2 * cfg.headDim);
 
     // Write into a fresh directory beside the output, then move it into place.
@@ -277,23 +280,26 @@ export async function calibrate(o: CalibrateOptions): Promise<CalibrationReport>
   }
 }
 
-/** The stored tensors of one cache as CacheGroup.folded takes them (unchanged ones from the input). */
+type CacheResult = CacheFold & RankChoice;
+
+/** The stored tensors of one cache at (kRank, vRank) as CacheGroup.folded takes them (unchanged ones from the input). */
 function foldedWeights(
-  c: CacheCalibration,
+  owner: number,
+  kRank: number,
+  vRank: number,
   folded: ReadonlyMap<string, FoldedTensor>,
   input: ReadonlyMap<string, { values: Float32Array }>,
   headDim: number,
 ) {
-  const i = c.owner;
   const get = (name: string) => folded.get(name)?.values ?? input.get(name)?.values;
   return {
-    kProj: get(attnName(i, 'k_proj.weight'))!,
-    kBias: get(attnName(i, 'k_proj.bias')),
-    kUp: c.kRank < headDim ? folded.get(attnName(i, 'k_up.weight'))!.values : undefined,
-    kRank: c.kRank,
-    vProj: get(attnName(i, 'v_proj.weight'))!,
-    vBias: get(attnName(i, 'v_proj.bias')),
-    vRank: c.vRank,
+    kProj: get(attnName(owner, 'k_proj.weight'))!,
+    kBias: get(attnName(owner, 'k_proj.bias')),
+    kUp: kRank < headDim ? folded.get(attnName(owner, 'k_up.weight'))!.values : undefined,
+    kRank,
+    vProj: get(attnName(owner, 'v_proj.weight'))!,
+    vBias: get(attnName(owner, 'v_proj.bias')),
+    vRank,
     oProj: (j: number) => get(attnName(j, 'o_proj.weight'))!,
   };
 }

@@ -49,17 +49,3 @@ export function foldColumns(w: ArrayLike<number>, rows: number, heads: number, d
   }
   return out;
 }
-
-/** Π = U Uᵀ [dim][dim] of leading vectors U [dim][r]: the projection onto their span. */
-export function projector(u: Float64Array, dim: number, r: number): Float64Array {
-  const p = new Float64Array(dim * dim);
-  for (let a = 0; a < dim; a++) {
-    for (let b = a; b < dim; b++) {
-      let s = 0;
-      for (let j = 0; j < r; j++) s += u[a * r + j] * u[b * r + j];
-      p[a * dim + b] = s;
-      p[b * dim + a] = s;
-    }
-  }
-  return p;
-}

@@ -11,9 +11,20 @@ import type { Checkpoint, SafetensorsDtype } from '../hf/safetensors.js';
 import { hfLayerOf } from '../hf/tensor-names.js';
 import { toF32 } from '../hf/convert.js';
 import { encodeTensor, type TensorToWrite } from '../hf/safetensors-writer.js';
-import { leadingVectors } from './basis.js';
+import { leadingVectors, type Basis } from './basis.js';
 import { foldColumns, foldRows } from './fold.js';
-import type { CacheCalibration } from './search.js';
+
+/** One cache's bases and ranks. */
+export interface CacheFold {
+  readonly owner: number;
+  /** The layers reading the cache (the owner among them). */
+  readonly readers: readonly number[];
+  readonly keyBasis: Basis;
+  /** One per KV head. */
+  readonly valueBases: readonly Basis[];
+  readonly kRank: number;
+  readonly vRank: number;
+}
 
 export interface FoldedTensor {
   readonly dtype: SafetensorsDtype;
@@ -34,12 +45,12 @@ function stored(values: Float64Array, dtype: SafetensorsDtype, shape: readonly n
 }
 
 /**
- * The folded tensors of every cache with a rank below headDim, by HF name. `weight(hfName)`
- * gives an input tensor's f32 values and dtype.
+ * The folded tensors of one cache, by HF name: none at full ranks. `weight(hfName)` gives an
+ * input tensor's f32 values and dtype.
  */
-export function foldCaches(
+export function foldCache(
   cfg: ModelConfig,
-  caches: readonly CacheCalibration[],
+  c: CacheFold,
   weight: (hfName: string) => { values: Float32Array; dtype: SafetensorsDtype } | undefined,
 ): Map<string, FoldedTensor> {
   const { numKvHeads: Hkv, numHeads: Hq, headDim: d, hiddenSize: H } = cfg;
@@ -49,29 +60,27 @@ export function foldCaches(
     if (!w) throw new Error(`calibrate: the checkpoint has no tensor '${name}'`);
     return w;
   };
-  for (const c of caches) {
-    const i = c.owner;
-    if (c.kRank < d) {
-      const u = leadingVectors(c.keyBasis, c.kRank);
-      const bases = Array.from({ length: Hkv }, () => u);
-      const w = need(attnName(i, 'k_proj.weight'));
-      out.set(attnName(i, 'k_proj.weight'), stored(foldRows(w.values, Hkv, d, H, bases, c.kRank), w.dtype, [Hkv * c.kRank, H]));
-      const b = weight(attnName(i, 'k_proj.bias'));
-      if (b) out.set(attnName(i, 'k_proj.bias'), stored(foldRows(b.values, Hkv, d, 1, bases, c.kRank), b.dtype, [Hkv * c.kRank]));
-      out.set(attnName(i, 'k_up.weight'), stored(u, w.dtype, [d, c.kRank]));
-    }
-    if (c.vRank < d) {
-      const bases = c.valueBases.map((b) => leadingVectors(b, c.vRank));
-      const w = need(attnName(i, 'v_proj.weight'));
-      out.set(attnName(i, 'v_proj.weight'), stored(foldRows(w.values, Hkv, d, H, bases, c.vRank), w.dtype, [Hkv * c.vRank, H]));
-      const b = weight(attnName(i, 'v_proj.bias'));
-      if (b) out.set(attnName(i, 'v_proj.bias'), stored(foldRows(b.values, Hkv, d, 1, bases, c.vRank), b.dtype, [Hkv * c.vRank]));
-      const group = Hq / Hkv;
-      for (const j of c.readers) {
-        const o = need(attnName(j, 'o_proj.weight'));
-        const folded = foldColumns(o.values, H, Hq, d, (h) => bases[Math.floor(h / group)], c.vRank);
-        out.set(attnName(j, 'o_proj.weight'), stored(folded, o.dtype, [H, Hq * c.vRank]));
-      }
+  const i = c.owner;
+  if (c.kRank < d) {
+    const u = leadingVectors(c.keyBasis, c.kRank);
+    const bases = Array.from({ length: Hkv }, () => u);
+    const w = need(attnName(i, 'k_proj.weight'));
+    out.set(attnName(i, 'k_proj.weight'), stored(foldRows(w.values, Hkv, d, H, bases, c.kRank), w.dtype, [Hkv * c.kRank, H]));
+    const b = weight(attnName(i, 'k_proj.bias'));
+    if (b) out.set(attnName(i, 'k_proj.bias'), stored(foldRows(b.values, Hkv, d, 1, bases, c.kRank), b.dtype, [Hkv * c.kRank]));
+    out.set(attnName(i, 'k_up.weight'), stored(u, w.dtype, [d, c.kRank]));
+  }
+  if (c.vRank < d) {
+    const bases = c.valueBases.map((b) => leadingVectors(b, c.vRank));
+    const w = need(attnName(i, 'v_proj.weight'));
+    out.set(attnName(i, 'v_proj.weight'), stored(foldRows(w.values, Hkv, d, H, bases, c.vRank), w.dtype, [Hkv * c.vRank, H]));
+    const b = weight(attnName(i, 'v_proj.bias'));
+    if (b) out.set(attnName(i, 'v_proj.bias'), stored(foldRows(b.values, Hkv, d, 1, bases, c.vRank), b.dtype, [Hkv * c.vRank]));
+    const group = Hq / Hkv;
+    for (const j of c.readers) {
+      const o = need(attnName(j, 'o_proj.weight'));
+      const folded = foldColumns(o.values, H, Hq, d, (h) => bases[Math.floor(h / group)], c.vRank);
+      out.set(attnName(j, 'o_proj.weight'), stored(folded, o.dtype, [H, Hq * c.vRank]));
     }
   }
   return out;

@@ -7,9 +7,7 @@
  * cache, stays within the budget wins. Ranks only shrink as the threshold falls, and rounding
  * makes many thresholds share ranks: each distinct pair is measured once.
  */
-import { leadingVectors, rankForThreshold, roundRank, singularMass, type Basis } from './basis.js';
-import type { CacheGroup } from './cache-group.js';
-import { projector } from './fold.js';
+import { rankForThreshold, roundRank } from './basis.js';
 
 export const THRESHOLD_STEP = 0.02;
 
@@ -21,21 +19,16 @@ export interface SearchStep {
   readonly error: number;
 }
 
-export interface CacheCalibration {
-  readonly owner: number;
-  readonly readers: readonly number[];
-  readonly keyBasis: Basis;
-  readonly valueBases: readonly Basis[];
+export interface RankChoice {
   readonly kRank: number;
   readonly vRank: number;
-  /** The threshold the ranks come from (1 when nothing lower kept the error in budget). */
+  /** The lowest threshold giving these ranks within the budget (1 when none lower did). */
   readonly threshold: number;
-  /** Worst reader's error at the chosen ranks (projected K/V, float weights). */
-  readonly error: number;
-  readonly readerErrors: ReadonlyMap<number, number>;
+  /** Each reader's error at these ranks. */
+  readonly errors: ReadonlyMap<number, number>;
   /**
-   * The search, one entry per new pair of ranks (the highest threshold giving it), in order;
-   * the last one failed the budget unless the search reached the lowest threshold.
+   * The search, one entry per new pair of ranks (at the highest threshold giving it), in
+   * order; the last one failed the budget unless the search reached the lowest threshold.
    */
   readonly steps: readonly SearchStep[];
 }
@@ -47,50 +40,39 @@ export function ranksAt(keyMass: Float64Array, valueMass: readonly Float64Array[
   return { kRank, vRank };
 }
 
-export function calibrateCache(group: CacheGroup, budget: number, headDim: number): CacheCalibration {
-  const { key, values } = group.bases();
-  const keyMass = singularMass(key);
-  const valueMass = values.map(singularMass);
-  const measured = new Map<string, Map<number, number>>();
-  const errorsAt = (kRank: number, vRank: number): Map<number, number> => {
+/**
+ * Lowers the threshold while the worst reader's error stays within `budget`. `errorsAt` gives
+ * each reader's error at a pair of ranks below full (full ranks are the model itself: 0).
+ */
+export function searchRanks(
+  keyMass: Float64Array,
+  valueMass: readonly Float64Array[],
+  headDim: number,
+  budget: number,
+  readers: readonly number[],
+  errorsAt: (kRank: number, vRank: number) => ReadonlyMap<number, number>,
+): RankChoice {
+  const measured = new Map<string, ReadonlyMap<number, number>>();
+  const measure = (kRank: number, vRank: number): ReadonlyMap<number, number> => {
     const id = `${kRank}/${vRank}`;
-    let errs = measured.get(id);
-    if (!errs) {
-      if (kRank === headDim && vRank === headDim) {
-        errs = new Map(group.readers.map((j) => [j, 0])); // nothing projected: y itself
-      } else {
-        const pk = kRank < headDim ? projector(leadingVectors(key, kRank), headDim, kRank) : undefined;
-        const pv = vRank < headDim ? values.map((b) => projector(leadingVectors(b, vRank), headDim, vRank)) : undefined;
-        errs = group.errors(group.projected(pk, pv));
-      }
-      measured.set(id, errs);
+    if (!measured.has(id)) {
+      measured.set(id, kRank === headDim && vRank === headDim ? new Map(readers.map((j) => [j, 0])) : errorsAt(kRank, vRank));
     }
-    return errs;
+    return measured.get(id)!;
   };
-  const worst = (errs: Map<number, number>): number => Math.max(...errs.values());
+  const worst = (errs: ReadonlyMap<number, number>): number => Math.max(...errs.values());
 
-  let chosen = { threshold: 1, kRank: headDim, vRank: headDim, errs: errorsAt(headDim, headDim) };
+  let chosen = { threshold: 1, kRank: headDim, vRank: headDim, errors: measure(headDim, headDim) };
   const steps: SearchStep[] = [];
   const n = Math.round(1 / THRESHOLD_STEP);
   for (let k = 0; k < n; k++) {
     const threshold = (n - k) / n; // exact multiples of the step, no drift
     const { kRank, vRank } = ranksAt(keyMass, valueMass, threshold, headDim);
-    const errs = errorsAt(kRank, vRank);
+    const errors = measure(kRank, vRank);
     const last = steps[steps.length - 1];
-    if (!last || last.kRank !== kRank || last.vRank !== vRank) steps.push({ threshold, kRank, vRank, error: worst(errs) });
-    if (worst(errs) > budget) break;
-    chosen = { threshold, kRank, vRank, errs };
+    if (!last || last.kRank !== kRank || last.vRank !== vRank) steps.push({ threshold, kRank, vRank, error: worst(errors) });
+    if (worst(errors) > budget) break;
+    chosen = { threshold, kRank, vRank, errors };
   }
-  return {
-    owner: group.owner,
-    readers: group.readers,
-    keyBasis: key,
-    valueBases: values,
-    kRank: chosen.kRank,
-    vRank: chosen.vRank,
-    threshold: chosen.threshold,
-    error: worst(chosen.errs),
-    readerErrors: chosen.errs,
-    steps,
-  };
+  return { ...chosen, steps };
 }

@@ -46,24 +46,26 @@ async function readTensors(dir: string): Promise<{ values: Map<string, Float32Ar
 const json = (path: string) => JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
 
 /**
- * Per-layer errors of the written model on held-out tokens: each layer's o_proj(attention)
+ * Per-layer errors of the written model on token sequences: each layer's o_proj(attention)
  * output from the written tensors against the original's, both on the original model's
- * attention inputs (float64).
+ * attention inputs, over all sequences' tokens (float64).
  */
-async function heldOutErrors(original: string, written: string, c: ModelConfig, plan: LayerPlan, ranks: { k: number[]; v: number[] }): Promise<number[]> {
-  const tokens = (await Tokenizer.fromDir(original)).encode(heldOut).slice(0, 80);
+async function writtenErrors(original: string, written: string, c: ModelConfig, plan: LayerPlan, ranks: { k: number[]; v: number[] }, seqs: readonly number[][]): Promise<number[]> {
   const full = Array(c.numLayers).fill(c.headDim);
-  const h: Float64Array[][] = [];
-  const y: Float64Array[][] = [];
-  eigenForward64(c, plan, (await readTensors(original)).values, tokens, {
-    kRanks: full, vRanks: full, onLayer: (l, hl, yl) => { h[l] = [...hl]; y[l] = [...yl]; },
-  });
-  const yHat: Float64Array[][] = [];
-  eigenForward64(c, plan, (await readTensors(written)).values, tokens, {
-    kRanks: ranks.k, vRanks: ranks.v, inputs: h, onLayer: (l, _, yl) => { yHat[l] = [...yl]; },
-  });
+  const before = (await readTensors(original)).values;
+  const after = (await readTensors(written)).values;
+  const y: Float64Array[][] = Array.from({ length: c.numLayers }, () => []);
+  const yHat: Float64Array[][] = Array.from({ length: c.numLayers }, () => []);
+  for (const tokens of seqs) {
+    const h: Float64Array[][] = [];
+    eigenForward64(c, plan, before, tokens, { kRanks: full, vRanks: full, onLayer: (l, hl, yl) => { h[l] = [...hl]; y[l].push(...yl); } });
+    eigenForward64(c, plan, after, tokens, { kRanks: ranks.k, vRanks: ranks.v, inputs: h, onLayer: (l, _, yl) => void yHat[l].push(...yl) });
+  }
   return layerErrors(y, yHat);
 }
+
+const heldOutErrors = async (original: string, written: string, c: ModelConfig, plan: LayerPlan, ranks: { k: number[]; v: number[] }) =>
+  writtenErrors(original, written, c, plan, ranks, [(await Tokenizer.fromDir(original)).encode(heldOut).slice(0, 80)]);
 
 describe('calibrate', () => {
   it('budget 0: every rank stays full and the written model is the original', async () => {
@@ -109,6 +111,11 @@ describe('calibrate', () => {
       }
       expect(lines.filter((l) => /^calibrate: layer \d: k rank \d+, v rank \d+ of 32/.test(l))).toHaveLength(4);
       expect(json(join(out, 'calibration.json'))).toEqual(JSON.parse(JSON.stringify(report)));
+      // The errors it measured (backend ops, f32) are the written model's on its calibration samples (float64).
+      const samples = sampleTokens(readFileSync(data, 'utf8'), await Tokenizer.fromDir(model), 8, 64, data);
+      const ranksOf = { k: report.layers.map((l) => l.k_rank), v: report.layers.map((l) => l.v_rank) };
+      const ref = await writtenErrors(model, out, cfg, standard, ranksOf, samples);
+      report.layers.forEach((l, i) => expect(Math.abs(l.error - ref[i]), `layer ${i}`).toBeLessThan(1e-3 * ref[i]));
 
       const config = json(join(out, 'config.json'));
       const ranks = config.eigen_attention as { k_ranks: number[]; v_ranks: number[]; error_budget: number };

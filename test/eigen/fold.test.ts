@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { basisFromGram, leadingVectors, type Basis } from '../../lib/eigen/basis.js';
-import { foldColumns, foldRows, projector } from '../../lib/eigen/fold.js';
+import { foldColumns, foldRows } from '../../lib/eigen/fold.js';
 import { Prng } from '../../lib/model/prng.js';
 import { referenceForward } from '../reference/transformer64.js';
 import { g, plan, relDiff, sw, tokensOf } from '../reference/helpers.js';
@@ -17,6 +17,13 @@ const cfg = tinyConfig({ qkvBias: true, vocabSize: 50 });
 const p = plan(g(0), sw(5, 1), sw(5, 1), g(0)); // layer 3 reads layer 0's cache, layer 2 layer 1's
 const canonical = new Map(testWeights(cfg, p).map((t) => [t.name, Float64Array.from(t.data)]));
 const { numKvHeads: Hkv, numHeads: Hq, headDim: d, hiddenSize: H } = cfg;
+
+/** Π = U Uᵀ [d][d] of leading vectors U [d][r]: the projection onto their span. */
+function projector(u: Float64Array, dim: number, r: number): Float64Array {
+  const p = new Float64Array(dim * dim);
+  for (let a = 0; a < dim; a++) for (let b = 0; b < dim; b++) for (let j = 0; j < r; j++) p[a * dim + b] += u[a * r + j] * u[b * r + j];
+  return p;
+}
 
 /** A random orthonormal basis of R^d (the eigenvectors of a random Gram matrix). */
 function randomBasis(seed: number): Basis {
