@@ -1,21 +1,20 @@
 /**
  * `calibrate`: a model directory + plain text → a low-rank K/V (Eigen Attention) model
  * directory (docs/eigen.md). Samples of the text run through the engine under the chosen plan
- * while each layer's attention input is captured; then, cache by cache, bases come from the
- * owner's keys and values, ranks from the threshold search against the error budget
- * (search.ts), and the bases are folded into the weights (folded-checkpoint.ts). Everything is
- * checked before the model is loaded; the output directory appears only when complete.
+ * while each layer's attention input is captured (capture.ts); then, cache by cache, bases
+ * come from the owner's keys and values and ranks from the threshold search against the error
+ * budget (caches.ts); the bases are folded into the weights and the directory written
+ * (output.ts). Everything is checked before the model is loaded; the output directory appears
+ * only when complete.
  */
-import { copyFile, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { BackendName } from '../engine/engine.js';
-import { chosenPlan, loadEngine, readModelDir } from '../hf/load.js';
+import { chosenPlan, loadEngine, readModelDir, type ModelDir } from '../hf/load.js';
 import { Checkpoint, type SafetensorsDtype } from '../hf/safetensors.js';
 import { toF32 } from '../hf/convert.js';
 import { hfTensorName } from '../hf/tensor-names.js';
-import { writeSafetensors } from '../hf/safetensors-writer.js';
 import type { ProgressCallback } from '../hf/progress.js';
 import { kvLayout } from '../kv/layout.js';
 import { pagesPerSequence } from '../kv/memory-model.js';
@@ -23,12 +22,14 @@ import { loadAddon } from '../native.js';
 import { formatPlan } from '../plan/notation.js';
 import type { LayerPlan } from '../plan/types.js';
 import { Tokenizer } from '../tokenizer/index.js';
-import { energyKept, singularMass } from './basis.js';
-import { CacheGroup, type CalibrationData } from './cache-group.js';
+import { calibrateCaches, type InputWeights } from './caches.js';
 import { captureAttentionInputs, sampleTokens } from './capture.js';
-import { attnName, foldCache, outputTensors, type CacheFold, type FoldedTensor } from './folded-checkpoint.js';
+import { attnName } from './folded-checkpoint.js';
 import { NativeOps } from './ops.js';
-import { searchRanks, THRESHOLD_STEP, type RankChoice, type SearchStep } from './search.js';
+import { layerReports, outputConfig, planWindowProblem, writeOutputDir, type LayerReport } from './output.js';
+import { THRESHOLD_STEP } from './search.js';
+
+export type { LayerReport } from './output.js';
 
 export type CalibrateBackend = BackendName | 'auto';
 
@@ -60,24 +61,6 @@ export class CalibrationError extends Error {
   override name = 'CalibrationError';
 }
 
-export interface LayerReport {
-  readonly layer: number;
-  readonly kv_source: number;
-  readonly window: number | null;
-  readonly k_rank: number;
-  readonly v_rank: number;
-  /** Relative error of this layer's o_proj(attention) output, written weights vs the input model. */
-  readonly error: number;
-  /** Owners only: how the ranks were chosen. */
-  readonly threshold?: number;
-  readonly k_mass?: number;
-  readonly v_mass?: number;
-  readonly k_energy?: number;
-  readonly v_energy?: number;
-  readonly readers?: readonly number[];
-  readonly search?: readonly SearchStep[];
-}
-
 export interface CalibrationReport {
   readonly model: string;
   readonly data: string;
@@ -91,14 +74,9 @@ export interface CalibrationReport {
   /** Cached K/V bytes per token, written model / input model under the same plan. */
   readonly kv_fraction: number;
   readonly layers: readonly LayerReport[];
-  readonly seconds: { readonly load: number; readonly capture: number; readonly search: number; readonly write: number; readonly total: number };
+  /** prepare: checks, tokenizing; capture: loading the weights and the forward passes. */
+  readonly seconds: { readonly prepare: number; readonly capture: number; readonly search: number; readonly write: number; readonly total: number };
 }
-
-/** Files copied from the input directory as they are (tokenizer, sampling defaults). */
-const COPIED_FILES = [
-  'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'chat_template.jinja', 'chat_template.json',
-  'generation_config.json', 'tokenizer.model', 'vocab.json', 'merges.txt',
-];
 
 function checkOptions(o: CalibrateOptions): { samples: number; seqLen: number; budget: number } {
   const samples = o.samples ?? 32;
@@ -127,29 +105,15 @@ async function checkPaths(o: CalibrateOptions): Promise<void> {
   }
 }
 
-/** The config.json of the written model: the input's, plus eigen_attention and (with --plan) the plan. */
-function outputConfig(raw: Record<string, unknown>, plan: LayerPlan, planChanged: boolean, ranks: { k: number[]; v: number[] }, budget: number): Record<string, unknown> {
-  const out: Record<string, unknown> = { ...raw };
-  if (planChanged) {
-    const windows = new Set(plan.layers.flatMap((l) => (l.attention.kind === 'sliding' ? [l.attention.window] : [])));
-    if (windows.size > 1) {
-      throw new CalibrationError(`plan '${plan.name}' mixes sliding windows (${[...windows].join(', ')}); config.json has one sliding_window`);
-    }
-    out.layer_types = plan.layers.map((l) => (l.attention.kind === 'sliding' ? 'sliding_attention' : 'full_attention'));
-    out.kv_sources = plan.layers.map((l) => l.kvSource);
-    if (windows.size === 1) out.sliding_window = [...windows][0];
-  }
-  out.eigen_attention = { k_ranks: ranks.k, v_ranks: ranks.v, error_budget: budget };
-  return out;
+interface Prepared {
+  readonly md: ModelDir;
+  readonly raw: Record<string, unknown>;
+  readonly plan: LayerPlan;
+  readonly tokens: number[][];
 }
 
-export async function calibrate(o: CalibrateOptions): Promise<CalibrationReport> {
-  const start = performance.now();
-  const log = o.log ?? (() => {});
-  const { samples, seqLen, budget } = checkOptions(o);
-  const backend = resolveBackend(o.backend);
-  await checkPaths(o);
-
+/** Everything about the model, the plan and the data that can fail before loading. */
+async function prepare(o: CalibrateOptions, samples: number, seqLen: number): Promise<Prepared> {
   const md = await readModelDir(o.model);
   const cfg = md.config;
   const configFile = join(o.model, 'config.json');
@@ -163,143 +127,87 @@ export async function calibrate(o: CalibrateOptions): Promise<CalibrationReport>
     throw new CalibrationError(`seq-len ${seqLen} exceeds the model's context (${configFile}: max_position_embeddings = ${maxPositions})`);
   }
   const plan = chosenPlan(md, o.plan);
+  const windows = o.plan !== undefined ? planWindowProblem(plan) : undefined;
+  if (windows) throw new CalibrationError(windows);
   if (!md.hasTokenizer) throw new CalibrationError(`${o.model}: has no tokenizer.json (calibrate tokenizes --data with the model's tokenizer)`);
   const tokenizer = await Tokenizer.fromDir(o.model);
   const tokens = sampleTokens(await readFile(o.data, 'utf8'), tokenizer, samples, seqLen, o.data);
   const tooBig = tokens.flat().find((t) => t >= cfg.vocabSize);
   if (tooBig !== undefined) throw new CalibrationError(`${o.model}: the tokenizer gives id ${tooBig}, outside the model's vocabulary (vocab_size = ${cfg.vocabSize})`);
+  return { md, raw, plan, tokens };
+}
 
-  // Load, capture, let the engine go: only the captured inputs are needed from here on.
-  const layout = kvLayout(plan, { numKvHeads: cfg.numKvHeads, headDim: cfg.headDim, dtypeBytes: backend === 'cuda' ? 2 : 4 });
-  const engine = await loadEngine(md, {
-    plan, backend, threads: o.threads, prefixCache: false,
+/** Loads the model, captures every layer's attention inputs for the samples, lets the engine go. */
+async function capture(p: Prepared, o: CalibrateOptions, backend: BackendName, seqLen: number): Promise<Float32Array[]> {
+  const cfg = p.md.config;
+  const layout = kvLayout(p.plan, { numKvHeads: cfg.numKvHeads, headDim: cfg.headDim, dtypeBytes: backend === 'cuda' ? 2 : 4 });
+  const engine = await loadEngine(p.md, {
+    plan: p.plan, backend, threads: o.threads, prefixCache: false,
     kvPages: pagesPerSequence(layout, seqLen, seqLen), onProgress: o.onLoadProgress,
   });
-  const loaded = performance.now();
-  let inputs: Float32Array[];
   try {
-    log(`calibrate: ${md.architecture}, ${cfg.numLayers} layers, plan ${formatPlan(plan)}, ${backend} backend`);
-    inputs = await captureAttentionInputs(engine, tokens);
+    return await captureAttentionInputs(engine, p.tokens);
   } finally {
     engine.dispose();
   }
+}
+
+/** The attention weights calibration reads (q/o of every layer, k/v of owners), by HF name. */
+async function attentionWeights(cp: Checkpoint, plan: LayerPlan): Promise<InputWeights> {
+  const weights = new Map<string, { values: Float32Array; dtype: SafetensorsDtype }>();
+  for (const [i, l] of plan.layers.entries()) {
+    const names = ['q_proj.weight', 'q_proj.bias', 'o_proj.weight', ...(l.kvSource === i ? ['k_proj.weight', 'k_proj.bias', 'v_proj.weight', 'v_proj.bias'] : [])];
+    for (const name of names.map((w) => attnName(i, w))) {
+      const info = cp.tensors.get(name);
+      if (info) weights.set(name, { values: toF32(info.dtype, await cp.read(name)), dtype: info.dtype });
+    }
+  }
+  return weights;
+}
+
+export async function calibrate(o: CalibrateOptions): Promise<CalibrationReport> {
+  const start = performance.now();
+  const log = o.log ?? (() => {});
+  const { samples, seqLen, budget } = checkOptions(o);
+  const backend = resolveBackend(o.backend);
+  await checkPaths(o);
+  const p = await prepare(o, samples, seqLen);
+  const cfg = p.md.config;
+  log(`calibrate: ${p.md.architecture}, ${cfg.numLayers} layers, plan ${formatPlan(p.plan)}, ${backend} backend`);
+  const loadStart = performance.now();
+  const inputs = await capture(p, o, backend, seqLen);
   const captured = performance.now();
-  log(`calibrate: captured ${samples} x ${seqLen} tokens in ${((captured - loaded) / 1000).toFixed(1)} s`);
+  log(`calibrate: captured ${samples} x ${seqLen} tokens in ${((captured - loadStart) / 1000).toFixed(1)} s`);
 
   const cp = await Checkpoint.open(o.model);
   try {
-    const weights = new Map<string, { values: Float32Array; dtype: SafetensorsDtype }>();
-    const readWeight = async (name: string) => {
-      const info = cp.tensors.get(name);
-      if (info) weights.set(name, { values: toF32(info.dtype, await cp.read(name)), dtype: info.dtype });
-    };
-    const owners = plan.layers.map((_, i) => i).filter((i) => plan.layers[i].kvSource === i);
-    for (let i = 0; i < cfg.numLayers; i++) {
-      for (const w of ['q_proj.weight', 'q_proj.bias', 'o_proj.weight']) await readWeight(attnName(i, w));
-      if (owners.includes(i)) for (const w of ['k_proj.weight', 'k_proj.bias', 'v_proj.weight', 'v_proj.bias']) await readWeight(attnName(i, w));
-    }
-    const data: CalibrationData = {
-      config: cfg, plan, samples, seqLen, inputs,
-      weight: (canonical) => weights.get(hfTensorName(canonical, false))?.values,
-    };
-    const ops = new NativeOps(backend);
-    const caches: CacheResult[] = [];
-    const folded = new Map<string, FoldedTensor>();
-    const layerErrors = new Map<number, number>();
-    const weightOf = (name: string) => weights.get(name);
-    for (const owner of owners) {
-      const group = new CacheGroup(ops, data, owner);
-      const { key, values } = group.bases();
-      const fold = (kRank: number, vRank: number) => foldCache(cfg, { owner, readers: group.readers, keyBasis: key, valueBases: values, kRank, vRank }, weightOf);
-      // Each candidate is measured as written: folded, rounded to the stored dtype, computed as the runtime computes.
-      const choice = searchRanks(singularMass(key), values.map(singularMass), cfg.headDim, budget, group.readers, (kRank, vRank) =>
-        group.errors(group.folded(foldedWeights(owner, kRank, vRank, fold(kRank, vRank), weights, cfg.headDim))),
-      );
-      for (const [k, v] of fold(choice.kRank, choice.vRank)) folded.set(k, v);
-      for (const [j, e] of choice.errors) layerErrors.set(j, e);
-      caches.push({ owner, readers: group.readers, keyBasis: key, valueBases: values, ...choice });
-      log(
-        `calibrate: layer ${owner}${group.readers.length > 1 ? ` (+ readers ${group.readers.slice(1).join(', ')})` : ''}: ` +
-          `k rank ${choice.kRank}, v rank ${choice.vRank} of ${cfg.headDim} (threshold ${choice.threshold.toFixed(2)}), error ${Math.max(...choice.errors.values()).toFixed(4)}`,
-      );
-    }
+    const weights = await attentionWeights(cp, p.plan);
+    const data = { config: cfg, plan: p.plan, samples, seqLen, inputs, weight: (canonical: string) => weights.get(hfTensorName(canonical, false))?.values };
+    const { caches, folded, layerErrors } = calibrateCaches(new NativeOps(backend), data, weights, budget, log);
     const searched = performance.now();
-
-    const cacheOf = (i: number): CacheResult => caches.find((c) => c.owner === plan.layers[i].kvSource)!;
-    const ranks = { k: plan.layers.map((_, i) => cacheOf(i).kRank), v: plan.layers.map((_, i) => cacheOf(i).vRank) };
-    const layers: LayerReport[] = plan.layers.map((l, i) => {
-      const c = cacheOf(i);
-      const base = {
-        layer: i, kv_source: l.kvSource, window: l.attention.kind === 'sliding' ? l.attention.window : null,
-        k_rank: c.kRank, v_rank: c.vRank, error: layerErrors.get(i)!,
-      };
-      if (c.owner !== i) return base;
-      return {
-        ...base,
-        threshold: c.threshold,
-        k_mass: singularMass(c.keyBasis)[c.kRank],
-        v_mass: Math.min(...c.valueBases.map((b) => singularMass(b)[c.vRank])),
-        k_energy: energyKept(c.keyBasis, c.kRank),
-        v_energy: c.valueBases.reduce((s, b) => s + energyKept(b, c.vRank), 0) / c.valueBases.length,
-        readers: c.readers,
-        search: c.steps,
-      };
+    const layers = layerReports(p.plan, caches, layerErrors);
+    const kvFraction = caches.reduce((s, c) => s + c.kRank + c.vRank, 0) / (caches.length * 2 * cfg.headDim);
+    const ranks = { k: layers.map((l) => l.k_rank), v: layers.map((l) => l.v_rank) };
+    let report: CalibrationReport | undefined;
+    await writeOutputDir({
+      out: o.out, model: o.model, checkpoint: cp, plan: p.plan, folded,
+      config: outputConfig(p.raw, o.plan !== undefined ? p.plan : undefined, ranks, budget),
+      report: () => {
+        const done = performance.now();
+        report = {
+          model: o.model, data: o.data, plan: formatPlan(p.plan), backend, samples, seq_len: seqLen,
+          error_budget: budget, threshold_step: THRESHOLD_STEP, head_dim: cfg.headDim, kv_fraction: kvFraction, layers,
+          seconds: {
+            prepare: (loadStart - start) / 1000, capture: (captured - loadStart) / 1000, search: (searched - captured) / 1000,
+            write: (done - searched) / 1000, total: (done - start) / 1000,
+          },
+        };
+        return report;
+      },
     });
-    const ownerWidth = (w: (c: CacheResult) => number) => caches.reduce((s, c) => s + w(c), 0);
-    const kvFraction = ownerWidth((c) => c.kRank + c.vRank) / (caches.length * 2 * cfg.headDim);
-
-    // Write into a fresh directory beside the output, then move it into place.
-    const tmp = join(dirname(resolve(o.out)), `.${basename(o.out)}.partial-${process.pid}`);
-    await rm(tmp, { recursive: true, force: true });
-    await mkdir(tmp, { recursive: true });
-    try {
-      await writeSafetensors(join(tmp, 'model.safetensors'), outputTensors(cp, plan, folded));
-      const planChanged = o.plan !== undefined;
-      await writeFile(join(tmp, 'config.json'), `${JSON.stringify(outputConfig(raw, plan, planChanged, ranks, budget), null, 2)}\n`);
-      for (const f of COPIED_FILES) if (existsSync(join(o.model, f))) await copyFile(join(o.model, f), join(tmp, f));
-      const done = performance.now();
-      const report: CalibrationReport = {
-        model: o.model, data: o.data, plan: formatPlan(plan), backend, samples, seq_len: seqLen,
-        error_budget: budget, threshold_step: THRESHOLD_STEP, head_dim: cfg.headDim, kv_fraction: kvFraction, layers,
-        seconds: {
-          load: (loaded - start) / 1000, capture: (captured - loaded) / 1000, search: (searched - captured) / 1000,
-          write: (done - searched) / 1000, total: (done - start) / 1000,
-        },
-      };
-      await writeFile(join(tmp, 'calibration.json'), `${JSON.stringify(report, null, 2)}\n`);
-      if (existsSync(o.out)) await rm(o.out, { recursive: true }); // checked empty above
-      await rename(tmp, o.out);
-      log(`calibrate: wrote ${o.out} (cached K/V at ${(kvFraction * 100).toFixed(1)}% of full width) in ${report.seconds.total.toFixed(1)} s`);
-      return report;
-    } catch (e) {
-      await rm(tmp, { recursive: true, force: true });
-      throw e;
-    }
+    log(`calibrate: wrote ${o.out} (cached K/V at ${(kvFraction * 100).toFixed(1)}% of full width) in ${report!.seconds.total.toFixed(1)} s`);
+    return report!;
   } finally {
     await cp.close();
   }
-}
-
-type CacheResult = CacheFold & RankChoice;
-
-/** The stored tensors of one cache at (kRank, vRank) as CacheGroup.folded takes them (unchanged ones from the input). */
-function foldedWeights(
-  owner: number,
-  kRank: number,
-  vRank: number,
-  folded: ReadonlyMap<string, FoldedTensor>,
-  input: ReadonlyMap<string, { values: Float32Array }>,
-  headDim: number,
-) {
-  const get = (name: string) => folded.get(name)?.values ?? input.get(name)?.values;
-  return {
-    kProj: get(attnName(owner, 'k_proj.weight'))!,
-    kBias: get(attnName(owner, 'k_proj.bias')),
-    kUp: kRank < headDim ? folded.get(attnName(owner, 'k_up.weight'))!.values : undefined,
-    kRank,
-    vProj: get(attnName(owner, 'v_proj.weight'))!,
-    vBias: get(attnName(owner, 'v_proj.bias')),
-    vRank,
-    oProj: (j: number) => get(attnName(j, 'o_proj.weight'))!,
-  };
 }

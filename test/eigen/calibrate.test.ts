@@ -145,11 +145,13 @@ describe('calibrate', () => {
     });
   });
 
-  it('--plan on a standard checkpoint: readers drop K/V and fold their o_proj with the owner’s value basis', async () => {
+  it('--plan ma on a standard checkpoint: readers drop K/V and fold their o_proj with the owner’s value basis', async () => {
     const qcfg = tinyConfig({ qkvBias: true }); // Qwen2: biases are folded too
     const model = writeTestModel(t.dir('qwen'), qcfg, lowRankKv(testWeights(qcfg, standard), qcfg, 16, 2e-3), { arch: 'qwen2' });
+    // The `ma` preset at 4 layers, with a window the 64-token samples cross.
     const spec = 'w=24 0 1s 1s 0';
     const plan = parsePlan(spec);
+    expect(plan.layers).toEqual(presetPlan('ma', 4, { window: 24 }).layers);
     const out = t.dir('plan-eigen');
     const report = await calibrate({ model, data, out, samples: 6, seqLen: 64, plan: spec, backend: 'cpu', threads: 2 });
     const config = json(join(out, 'config.json'));

@@ -96,10 +96,13 @@ describe('mixattn calibrate', () => {
     expect(existsSync(t.dir('never'))).toBe(false);
   });
 
-  it('refuses a model that is already low-rank, and a plan with its own ranks', async () => {
+  it('refuses a model that is already low-rank, a plan with its own ranks or with two windows', async () => {
     const out = t.dir('ok');
     await expect(calibrate({ model: out, data, out: t.dir('never'), backend: 'cpu', seqLen: 32 })).rejects.toThrow(/already low-rank \(it has eigen_attention\)/);
     await expect(calibrate({ model, data, out: t.dir('never'), backend: 'cpu', seqLen: 32, plan: '0 1:k8v8' })).rejects.toThrow(/layer 1 has a kvRank/);
+    await expect(calibrate({ model, data, out: t.dir('never'), backend: 'cpu', seqLen: 32, plan: '0s16 1s8' })).rejects.toThrow(
+      /plan 'custom' mixes sliding windows \(16, 8\); config\.json has one sliding_window/,
+    );
     expect(existsSync(t.dir('never'))).toBe(false);
   });
 });
