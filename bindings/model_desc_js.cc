@@ -60,9 +60,17 @@ ModelDesc modelDescFromJs(const Napi::Object& o) {
     Napi::Value v = layers.Get(i);
     if (!v.IsObject()) throw Napi::TypeError::New(o.Env(), lp + " must be an object");
     const Napi::Object l = v.As<Napi::Object>();
-    d.layers.push_back(LayerDesc{integer(l, "kvSource", lp), integer(l, "window", lp),
-                                 boolean(l, "localRope", lp), integer(l, "kvClass", lp),
-                                 integer(l, "slot", lp)});
+    LayerDesc ld;
+    ld.kvSource = integer(l, "kvSource", lp);
+    ld.window = integer(l, "window", lp);
+    ld.localRope = boolean(l, "localRope", lp);
+    ld.kvClass = integer(l, "kvClass", lp);
+    ld.slot = integer(l, "slot", lp);
+    ld.pageOffset = integer(l, "pageOffset", lp);
+    ld.kDim = integer(l, "kDim", lp);
+    ld.vDim = integer(l, "vDim", lp);
+    ld.lowRankKeys = boolean(l, "lowRankKeys", lp);
+    d.layers.push_back(ld);
   }
   const Napi::Array classes = array(o, "classes", "desc");
   for (uint32_t i = 0; i < classes.Length(); ++i) {
@@ -70,9 +78,9 @@ ModelDesc modelDescFromJs(const Napi::Object& o) {
     Napi::Value v = classes.Get(i);
     if (!v.IsObject()) throw Napi::TypeError::New(o.Env(), cp + " must be an object");
     const Napi::Object k = v.As<Napi::Object>();
-    d.classes.push_back(KvClassDesc{integer(k, "pagesPerBlock", cp), integer(k, "kDim", cp),
-                                    integer(k, "vDim", cp)});
+    d.classes.push_back(KvClassDesc{integer(k, "pagesPerBlock", cp)});
   }
+  d.pageWidth = integer(o, "pageWidth", "desc");
   return d;
 }
 

@@ -1,5 +1,6 @@
 #include "ops_binding.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <map>
@@ -289,6 +290,38 @@ Napi::Object run(Napi::Env env, const std::string& backend, const std::string& o
     be.rope(xd, static_cast<const int32_t*>(b.ints(positions)), int(positions.size()),
             I("heads"), I("headDim"), ropeOf(a));
     out.Set("out", b.read(xd, x.ElementLength()));
+  } else if (op == "matmulShared") {
+    // args: x [M, K], M, K, wType, ws: [{w, N, bias?}] (up to 8); out: outs[j] [M, N_j].
+    const DType t = dtypeOf(a, "wType", "args");
+    const int M = I("M"), K = I("K");
+    void* x = b.act(f32s(a, "x"));
+    if (!a.Has("ws") || !a.Get("ws").IsArray())
+      throw Napi::TypeError::New(env, "args.ws must be an array of {w, N, bias?}");
+    Napi::Array ws = a.Get("ws").As<Napi::Array>();
+    if (ws.Length() < 1 || ws.Length() > 8)
+      throw Napi::TypeError::New(env, "args.ws must hold 1 to 8 weights");
+    std::vector<Backend::MatmulOut> outs(ws.Length());
+    for (uint32_t j = 0; j < ws.Length(); ++j) {
+      Napi::Object wj = ws.Get(j).As<Napi::Object>();
+      outs[j].N = wj.Get("N").As<Napi::Number>().Int32Value();
+      outs[j].w = b.weight(wj, "w", t);
+      outs[j].bias = wj.Has("bias") && !wj.Get("bias").IsNull() ? b.weight(wj, "bias", t) : nullptr;
+      outs[j].out = b.poisoned(size_t(M) * outs[j].N);
+    }
+    be.matmulShared(x, t, M, K, outs.data(), int(outs.size()));
+    Napi::Array res = Napi::Array::New(env, outs.size());
+    for (uint32_t j = 0; j < outs.size(); ++j) res.Set(j, b.read(outs[j].out, size_t(M) * outs[j].N));
+    out.Set("outs", res);
+  } else if (op == "gatedMatmul") {
+    // args: x [M, K], wGate, wUp [I, K], wType, M, I, K, act; out: [M, I].
+    const DType t = dtypeOf(a, "wType", "args");
+    const int M = I("M"), N = I("I"), K = I("K");
+    const std::string act = string(a, "act", "args");
+    void* o = b.poisoned(size_t(M) * N);
+    void* scratch = b.poisoned(size_t(M) * N);
+    be.gatedMatmul(o, scratch, b.act(f32s(a, "x")), b.weight(a, "wGate", t), b.weight(a, "wUp", t), t,
+                   M, N, K, act == "gelu_tanh" ? Activation::GeluTanh : Activation::SiLU);
+    out.Set("out", b.read(o, size_t(M) * N));
   } else if (op == "gatedActivation") {
     const int T = I("T"), N = I("I");
     const std::string act = string(a, "act", "args");
@@ -296,7 +329,8 @@ Napi::Object run(Napi::Env env, const std::string& backend, const std::string& o
     be.gatedActivation(o, b.act(f32s(a, "gate")), b.act(f32s(a, "up")), T, N,
                        act == "gelu_tanh" ? Activation::GeluTanh : Activation::SiLU);
     out.Set("out", b.read(o, size_t(T) * N));
-  } else if (op == "appendKv" || op == "ropeAppendKv" || op == "attention") {
+  } else if (op == "appendKv" || op == "ropeAppendKv" || op == "attention" ||
+             op == "attentionLowRankKeys") {
     size_t arenaElems = 0;
     const PagedKv kv = kvOf(a, b, &arenaElems);
     const BatchLayout batch = batchOf(a, b);
@@ -309,11 +343,26 @@ Napi::Object run(Napi::Env env, const std::string& backend, const std::string& o
     } else {
       PathOverride path(a, backend);
       const int heads = I("numHeads");
+      // Low-rank keys: args.headDim (q's width), args.basis (U, [headDim][kv.kDim] fp32: a
+      // Float32Array or a seed) and args.rope.
+      const bool lowRank = op == "attentionLowRankKeys";
+      KeyBasis keys;
+      if (lowRank) {
+        keys.headDim = I("headDim");
+        const size_t nb = size_t(std::max(keys.headDim, 0)) * size_t(std::max(kv.kDim, 0));
+        keys.basis = static_cast<const float*>(b.values(valuesOf(a, "basis", nb).data(), nb, DType::F32));
+        keys.rope = ropeOf(a);
+      }
       const size_t n = size_t(batch.numTokens) * heads * kv.vDim;
-      const size_t nq = size_t(batch.numTokens) * heads * kv.kDim;
+      const size_t nq = size_t(batch.numTokens) * heads * (lowRank ? keys.headDim : kv.kDim);
       void* o = b.poisoned(n);
       void* q = b.values(valuesOf(a, "q", nq).data(), nq, be.activationDType());
-      auto once = [&] { be.attention(o, q, kv, batch, heads, I("window"), F("scale"), F("softcap")); };
+      auto once = [&] {
+        if (lowRank)
+          be.attentionLowRankKeys(o, q, kv, batch, heads, I("window"), F("scale"), F("softcap"), keys);
+        else
+          be.attention(o, q, kv, batch, heads, I("window"), F("scale"), F("softcap"));
+      };
       once();
       // args.repeat = r > 0: then r more runs, timed together (benchmarks): seconds per run.
       const int repeat = a.Has("repeat") ? I("repeat") : 0;

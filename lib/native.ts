@@ -41,8 +41,23 @@ export interface NativeModelDesc {
     attnSoftcap: number;
     finalSoftcap: number;
   };
-  layers: { kvSource: number; window: number; localRope: boolean; kvClass: number; slot: number }[];
-  classes: { pagesPerBlock: number; kDim: number; vDim: number }[];
+  /** Per layer; the cache fields (kvClass … lowRankKeys) are its source's. */
+  layers: {
+    kvSource: number;
+    window: number;
+    localRope: boolean;
+    kvClass: number;
+    slot: number;
+    /** Start of the source's region in its page, in elements per token and KV head. */
+    pageOffset: number;
+    kDim: number;
+    vDim: number;
+    /** Keys cached pre-RoPE in the source's basis k_up (Eigen Attention). */
+    lowRankKeys: boolean;
+  }[];
+  classes: { pagesPerBlock: number }[];
+  /** Elements per token and KV head of a page (lib/kv/layout.ts). */
+  pageWidth: number;
 }
 
 /** One forward step; see native/model/runner.h (StepInput). */

@@ -63,7 +63,9 @@ struct BatchLayout {
 // Blocks a sliding class has already returned hold -1 and are never read.
 //
 // Page layout: K as [numKvHeads][blockSize][kDim], then V as [numKvHeads][blockSize][vDim],
-// in `dtype`.
+// in `dtype`, starting at arena + page * pageBytes. Owners narrower than the page (low-rank
+// K/V) share pages: the runner then points `arena` at the layer's region inside page 0, so
+// that region may end before pageBytes does (docs/kv.md).
 struct PagedKv {
   void* arena = nullptr;
   DType dtype = DType::F32;
@@ -114,6 +116,29 @@ class Backend {
   // out[M, N] = in[M, K] · W[N, K]ᵀ (+ bias[N] when bias is not null; bias has W's dtype).
   virtual void matmul(void* out, const void* in, const void* w, DType wType, const void* bias,
                       int M, int N, int K) = 0;
+  // Several weights applied to one input (a layer's q, k and v projections):
+  // outs[j].out[M, outs[j].N] = in[M, K] · outs[j].wᵀ (+ outs[j].bias), all weights of wType.
+  // Backends may run them as one kernel; this default runs matmul for each.
+  struct MatmulOut {
+    void* out = nullptr;
+    const void* w = nullptr;
+    const void* bias = nullptr;
+    int N = 0;
+  };
+  virtual void matmulShared(const void* in, DType wType, int M, int K, const MatmulOut* outs,
+                            int count) {
+    for (int j = 0; j < count; ++j)
+      matmul(outs[j].out, in, outs[j].w, wType, outs[j].bias, M, outs[j].N, K);
+  }
+  // The gated MLP's first half: out[M, I] = act(in · wGateᵀ) * (in · wUpᵀ). `scratch` ([M, I],
+  // activation-typed) is where this default keeps the up projection; backends that fuse the
+  // two GEMMs and the activation leave it alone.
+  virtual void gatedMatmul(void* out, void* scratch, const void* in, const void* wGate,
+                           const void* wUp, DType wType, int M, int I, int K, Activation act) {
+    matmul(out, in, wGate, wType, nullptr, M, I, K);
+    matmul(scratch, in, wUp, wType, nullptr, M, I, K);
+    gatedActivation(out, out, scratch, M, I, act);
+  }
   // out[rows, dim] = in[index[i], dim] (row gather, e.g. the rows that need logits).
   virtual void gatherRows(void* out, const void* in, const int32_t* index, int rows, int dim) = 0;
   // Rotary embedding in place on x[T, heads, headDim] with rows at positions[T].

@@ -20,10 +20,12 @@ import { llamaConfig, type ModelConfig } from '../model/config.js';
 import { fastWeights } from '../model/fast-weights.js';
 import { Prng, hashSeed } from '../model/prng.js';
 import { weightSpecs } from '../model/weights.js';
-import { presetPlan } from '../plan/presets.js';
+import { resolvePlan } from '../plan/notation.js';
+import { withKvRank } from '../plan/ranks.js';
+import { kvLayout } from '../kv/layout.js';
 import { Engine, type BackendName, type WeightTensor } from '../engine/engine.js';
 import { greedyGenerate } from '../engine/greedy.js';
-import { intOption, listOption, UsageError } from './args.js';
+import { intOption, kvRankOption, listOption, UsageError } from './args.js';
 
 export const BENCH_USAGE = `mixattn bench [options]     (end-to-end greedy decode speed, random weights)
   --backend NAME   cuda (default) or cpu
@@ -33,6 +35,8 @@ export const BENCH_USAGE = `mixattn bench [options]     (end-to-end greedy decod
   --prompt N       prompt tokens per sequence (default 4096)
   --new N          decode steps timed per batch (default 64)
   --prefill-chunk N  prompt tokens per sequence per prefill step (default 1024)
+  --plan P         layer plan: a preset or the notation (default standard; presets: window 1024)
+  --kv-rank R      keep K/V at a rank (Eigen Attention): R, or k=R1,v=R2
   --copy-bw X      device copy bandwidth in bytes/s (read + written), for the weight-read floor
   --hf FILE        bench/e2e_hf.py's JSON: HF transformers on the same config, shown beside ours
   --deadline S     skip the batch sizes that would start after S seconds
@@ -85,7 +89,8 @@ function benchConfig(size: string): ModelConfig {
 
 const fmt = (x: number | undefined, d = 2): string => (x !== undefined && Number.isFinite(x) ? x.toFixed(d) : '–');
 
-function deviceName(backend: BackendName): string {
+/** The device a run used, in words (the GPU's name, memory and driver; or the CPU model × cores). */
+export function deviceName(backend: BackendName): string {
   if (backend !== 'cuda') return `CPU: ${cpus()[0]?.model ?? '?'} × ${cpus().length}`;
   try {
     return execSync('nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader', { stdio: ['ignore', 'pipe', 'ignore'] })
@@ -97,7 +102,8 @@ function deviceName(backend: BackendName): string {
   }
 }
 
-function gitCommit(): string {
+/** `git rev-parse --short HEAD` (+dirty), or MIXATTN_COMMIT where set (runs outside a checkout). */
+export function gitCommit(): string {
   if (process.env.MIXATTN_COMMIT) return process.env.MIXATTN_COMMIT;
   try {
     const sha = execSync('git rev-parse --short HEAD', { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
@@ -117,7 +123,7 @@ export interface BenchReport {
   backend: BackendName;
   size: string;
   model: ModelConfig & { params: number; dtype: 'bf16' };
-  settings: { batches: number[]; promptTokens: number; decodeSteps: number; prefillChunk: number; seed: number; kvDtype: string; sampling: string };
+  settings: { batches: number[]; promptTokens: number; decodeSteps: number; prefillChunk: number; seed: number; kvDtype: string; sampling: string; plan: string };
   weightBytes: number;
   /** Bytes a decode step must read from the weights: all but the embedding table (only B rows are gathered). */
   weightBytesReadPerStep: number;
@@ -146,7 +152,7 @@ export function benchMarkdown(r: BenchReport): string {
   L.push(
     `Model: Llama-shaped random weights (bf16), ${m.numLayers} layers, hidden ${m.hiddenSize}, ${m.numHeads} heads / ${m.numKvHeads} KV heads × ${m.headDim}, ` +
       `MLP ${m.intermediateSize}, vocab ${m.vocabSize} (${(m.params / 1e9).toFixed(2)}B parameters, ${(r.weightBytes / 1e9).toFixed(2)} GB). ` +
-      `mixattn: backend ${r.backend}, ${r.settings.kvDtype} KV (paged, blocks of 16), plan standard, greedy with the argmax on the device.`,
+      `mixattn: backend ${r.backend}, ${r.settings.kvDtype} KV (paged, blocks of 16), plan ${r.settings.plan}, greedy with the argmax on the device.`,
   );
   L.push(
     `Workload per batch size: ${r.settings.promptTokens} random prompt tokens per sequence (prefill in chunks of ${r.settings.prefillChunk} per sequence), ` +
@@ -199,6 +205,8 @@ export async function runBench(argv: string[], log: (line: string) => void): Pro
       prompt: { type: 'string' },
       new: { type: 'string' },
       'prefill-chunk': { type: 'string' },
+      plan: { type: 'string' },
+      'kv-rank': { type: 'string' },
       'copy-bw': { type: 'string' },
       hf: { type: 'string' },
       deadline: { type: 'string' },
@@ -230,12 +238,16 @@ export async function runBench(argv: string[], log: (line: string) => void): Pro
   if (copyBytesPerS === null && hf?.copy_bytes_per_s) copyBytesPerS = hf.copy_bytes_per_s;
   const elapsed = () => (performance.now() - t0) / 1000;
 
-  const plan = presetPlan('standard', cfg.numLayers);
+  const resolved = resolvePlan(values.plan ?? 'standard', cfg.numLayers, { headDim: cfg.headDim });
+  const plan = values['kv-rank'] === undefined ? resolved : withKvRank(resolved, kvRankOption(values['kv-rank'], cfg.headDim));
+  const planText = `${values.plan ?? 'standard'}${values['kv-rank'] === undefined ? '' : ` (K/V rank ${values['kv-rank']})`}`;
   const params = weightSpecs(cfg, plan).reduce((s, w) => s + w.shape.reduce((x, y) => x * y, 1), 0);
   const kvDtype = 'bf16';
-  const bytesPerToken = cfg.numLayers * cfg.numKvHeads * cfg.headDim * 2 * 2;
   const maxBatch = Math.max(...batches);
   const blockSize = 16;
+  // Page bytes per token held in every class (what the pool is sized by; sliding classes over-counted).
+  const layout = kvLayout(plan, { numKvHeads: cfg.numKvHeads, headDim: cfg.headDim, dtypeBytes: 2, blockSize });
+  const bytesPerToken = layout.classes.reduce((s, c) => s + c.pagesPerBlock, 0) * layout.pageBytes / blockSize;
   const perSeqTokens = (Math.ceil((promptTokens + decodeSteps + 1) / blockSize) + 1) * blockSize;
   const kvBudgetBytes = maxBatch * perSeqTokens * bytesPerToken + 64 * blockSize * bytesPerToken;
 
@@ -249,7 +261,7 @@ export async function runBench(argv: string[], log: (line: string) => void): Pro
     backend,
     size,
     model: { ...cfg, params, dtype: 'bf16' },
-    settings: { batches, promptTokens, decodeSteps, prefillChunk, seed, kvDtype, sampling: 'greedy, argmax on the device (Engine.step output: argmax)' },
+    settings: { batches, promptTokens, decodeSteps, prefillChunk, seed, kvDtype, sampling: 'greedy, argmax on the device (Engine.step output: argmax)', plan: planText },
     weightBytes: 0,
     weightBytesReadPerStep: 0,
     kvBytesPerSeqAtPrompt: promptTokens * bytesPerToken,

@@ -44,7 +44,7 @@ export interface CalibrateOptions {
   readonly samples?: number;
   /** Tokens per sequence (default 512). */
   readonly seqLen?: number;
-  /** Largest relative attention-output error a layer may take, in [0, 1) (default 0.025). */
+  /** Largest relative attention-output error a layer may take, in (0, 1) (default 0.025). */
   readonly errorBudget?: number;
   /** Run and fold under another layer plan (a preset or the notation). */
   readonly plan?: string;
@@ -84,7 +84,7 @@ function checkOptions(o: CalibrateOptions): { samples: number; seqLen: number; b
   const budget = o.errorBudget ?? 0.025;
   if (!Number.isSafeInteger(samples) || samples < 1) throw new CalibrationError(`samples must be an integer >= 1, got ${samples}`);
   if (!Number.isSafeInteger(seqLen) || seqLen < 2) throw new CalibrationError(`seq-len must be an integer >= 2, got ${seqLen}`);
-  if (!Number.isFinite(budget) || budget < 0 || budget >= 1) throw new CalibrationError(`error budget must be in [0, 1), got ${budget}`);
+  if (!Number.isFinite(budget) || budget <= 0 || budget >= 1) throw new CalibrationError(`error budget must be in (0, 1), got ${budget}`);
   return { samples, seqLen, budget };
 }
 

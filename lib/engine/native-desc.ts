@@ -2,6 +2,7 @@
 import type { ModelConfig, RopeScaling } from '../model/config.js';
 import type { LayerPlan } from '../plan/types.js';
 import type { KvLayout } from '../kv/layout.js';
+import { layerKvWidths } from '../model/kv-widths.js';
 import type { NativeModelDesc, NativeRope } from '../native.js';
 
 export function nativeRope(theta: number, s: RopeScaling): NativeRope {
@@ -24,6 +25,7 @@ export function nativeRope(theta: number, s: RopeScaling): NativeRope {
 
 export function nativeModelDesc(cfg: ModelConfig, plan: LayerPlan, layout: KvLayout): NativeModelDesc {
   const local = new Set(cfg.localRopeLayers);
+  const widths = layerKvWidths(cfg, plan);
   return {
     config: {
       vocabSize: cfg.vocabSize,
@@ -46,13 +48,21 @@ export function nativeModelDesc(cfg: ModelConfig, plan: LayerPlan, layout: KvLay
       attnSoftcap: cfg.attnSoftcap,
       finalSoftcap: cfg.finalSoftcap,
     },
-    layers: plan.layers.map((l, i) => ({
-      kvSource: l.kvSource,
-      window: l.attention.kind === 'sliding' ? l.attention.window : 0,
-      localRope: local.has(i),
-      kvClass: layout.layerClass[i],
-      slot: layout.layerSlot[i],
-    })),
-    classes: layout.classes.map((c) => ({ pagesPerBlock: c.pagesPerBlock, kDim: c.kDim, vDim: c.vDim })),
+    layers: plan.layers.map((l, i) => {
+      const place = layout.layerPlacement[i];
+      return {
+        kvSource: l.kvSource,
+        window: l.attention.kind === 'sliding' ? l.attention.window : 0,
+        localRope: local.has(i),
+        kvClass: layout.layerClass[i],
+        slot: place.slot,
+        pageOffset: place.offset,
+        kDim: place.kDim,
+        vDim: place.vDim,
+        lowRankKeys: widths[i].lowRankKeys,
+      };
+    }),
+    classes: layout.classes.map((c) => ({ pagesPerBlock: c.pagesPerBlock })),
+    pageWidth: layout.pageWidth,
   };
 }

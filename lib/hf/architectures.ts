@@ -9,9 +9,16 @@
  *
  * With kv_sources, layer_types and sliding_window are read as written for every family
  * (Qwen's use_sliding_window/max_window_layers and Mistral's all-sliding rule do not apply).
+ *
+ * Low-rank K/V checkpoints (Eigen Attention, docs/hf.md) add
+ *
+ *   "eigen_attention": { "k_ranks": [L ints], "v_ranks": [L ints], "error_budget": 0.025 }
+ *
+ * entry i = the per-KV-head width of the keys / values layer i reads (a reader repeats its
+ * source's), 1 <= rank <= head_dim; the checkpoint plan carries them as kvRank.
  */
 import type { ModelConfig } from '../model/config.js';
-import type { AttentionKind, LayerPlan } from '../plan/types.js';
+import type { AttentionKind, KvRank, LayerPlan } from '../plan/types.js';
 import { planViolations } from '../plan/validate.js';
 import { ConfigFields, isObject } from './config-fields.js';
 import { ModelLoadError, shown } from './errors.js';
@@ -34,6 +41,18 @@ export interface HfModelSpec {
   readonly plan: LayerPlan;
   /** True when the config carries the MixAttention `kv_sources` extension. */
   readonly mixattn: boolean;
+  /** The `eigen_attention` field of a low-rank K/V checkpoint, checked. */
+  readonly eigenAttention?: EigenAttention;
+}
+
+/** A low-rank K/V checkpoint's ranks (config.json `eigen_attention`). */
+export interface EigenAttention {
+  /** Per layer: the width of the cached keys it reads, per KV head. */
+  readonly kRanks: readonly number[];
+  /** Per layer: the width of the cached values it reads, per KV head. */
+  readonly vRanks: readonly number[];
+  /** The calibration's error budget, when written. */
+  readonly errorBudget?: number;
 }
 
 const supportedList = (): string => SUPPORTED_ARCHITECTURES.join(', ');
@@ -87,6 +106,46 @@ function checkpointPlan(c: ConfigFields, core: CoreDims, attention: readonly Att
   return plan;
 }
 
+/**
+ * `eigen_attention` checked against the model and its plan (every error names the field and
+ * the layer), or undefined when absent.
+ */
+function eigenAttention(c: ConfigFields, config: ModelConfig, plan: LayerPlan): EigenAttention | undefined {
+  const e = c.object('eigen_attention');
+  if (!e) return undefined;
+  if (config.qkNorm) {
+    c.fail('eigen_attention', 'is set but this model has q/k norms, which act on the full keys and cannot be folded into low-rank K/V');
+  }
+  const D = config.headDim;
+  const ranks = (field: 'k_ranks' | 'v_ranks'): number[] => {
+    const a = e.array(field, config.numLayers, 'num_hidden_layers') ?? e.fail(field, 'is missing');
+    return a.map((r, i) =>
+      typeof r === 'number' && Number.isSafeInteger(r) && r >= 1 && r <= D
+        ? r
+        : e.fail(field, `entry ${i} (layer ${i}) is ${shown(r)}; a rank must be an integer in [1, head_dim = ${D}]`),
+    );
+  };
+  const kRanks = ranks('k_ranks');
+  const vRanks = ranks('v_ranks');
+  plan.layers.forEach((l, i) => {
+    const s = l.kvSource;
+    for (const [field, r] of [['k_ranks', kRanks], ['v_ranks', vRanks]] as const) {
+      if (s !== i && r[i] !== r[s]) {
+        e.fail(field, `entry ${i} is ${r[i]} but layer ${i} reads layer ${s}'s cache (kv_sources[${i}] = ${s}), whose rank is ${r[s]}`);
+      }
+    }
+  });
+  const errorBudget = e.has('error_budget') ? e.num('error_budget') : undefined;
+  return { kRanks, vRanks, ...(errorBudget === undefined ? {} : { errorBudget }) };
+}
+
+/** The checkpoint plan with its low-rank widths (kvRank only where a width is below head_dim). */
+function withCheckpointRanks(plan: LayerPlan, eigen: EigenAttention, headDim: number): LayerPlan {
+  const rank = (i: number): KvRank | undefined =>
+    eigen.kRanks[i] < headDim || eigen.vRanks[i] < headDim ? { k: eigen.kRanks[i], v: eigen.vRanks[i] } : undefined;
+  return { ...plan, layers: plan.layers.map((l, i) => (rank(i) ? { ...l, kvRank: rank(i) } : l)) };
+}
+
 /** Maps a parsed config.json (from `file`, for messages) to our config and plan. */
 export function mapHfConfig(json: unknown, file: string): HfModelSpec {
   if (!isObject(json)) throw new ModelLoadError({ file }, `must hold a JSON object (got ${shown(json)})`);
@@ -96,5 +155,8 @@ export function mapHfConfig(json: unknown, file: string): HfModelSpec {
   const mixattn = c.has('kv_sources');
   const attention = mixattn ? extensionAttention(c, core) : family.attention(c, core);
   const config = family.config(c, core, attention);
-  return { architecture, family, config, plan: checkpointPlan(c, core, attention), mixattn };
+  const plan = checkpointPlan(c, core, attention);
+  const eigen = eigenAttention(c, config, plan);
+  if (!eigen) return { architecture, family, config, plan, mixattn };
+  return { architecture, family, config, plan: withCheckpointRanks(plan, eigen, config.headDim), mixattn, eigenAttention: eigen };
 }

@@ -15,11 +15,12 @@ import { validatePlan } from '../plan/validate.js';
 import { resolvePlan } from '../plan/notation.js';
 import { ConfigFields, isObject, type JsonObject } from './config-fields.js';
 import { ModelLoadError } from './errors.js';
-import { mapHfConfig, type HfModelSpec } from './architectures.js';
+import { mapHfConfig, type EigenAttention, type HfModelSpec } from './architectures.js';
 import { generationDefaults, type GenerationDefaults } from './generation.js';
 import { Checkpoint, weightsFile } from './safetensors.js';
 import { planWeights } from './weight-plan.js';
-import { engineBytes } from './convert.js';
+import { engineBytes, toF32 } from './convert.js';
+import type { PlannedTensor } from './weight-plan.js';
 
 export type { GenerationDefaults } from './generation.js';
 
@@ -32,6 +33,8 @@ export interface ModelDir {
   readonly plan: LayerPlan;
   /** True when config.json uses the MixAttention extension (kv_sources). */
   readonly mixattn: boolean;
+  /** A low-rank K/V checkpoint's ranks (config.json eigen_attention); `plan` carries them as kvRank. */
+  readonly eigenAttention?: EigenAttention;
   readonly generation: GenerationDefaults;
   /** tokenizer.json is present. */
   readonly hasTokenizer: boolean;
@@ -84,6 +87,7 @@ async function inspect(dir: string): Promise<Inspected> {
     config: spec.config,
     plan: spec.plan,
     mixattn: spec.mixattn,
+    ...(spec.eigenAttention ? { eigenAttention: spec.eigenAttention } : {}),
     generation: generationDefaults(gen, new ConfigFields(configFile, json)),
     hasTokenizer: existsSync(join(dir, 'tokenizer.json')),
   };
@@ -99,20 +103,65 @@ export async function readModelDir(dir: string): Promise<ModelDir> {
 export function chosenPlan(md: ModelDir, override: LayerPlan | string | undefined): LayerPlan {
   const cfg = md.config;
   if (override === undefined) return md.plan;
+  let plan: LayerPlan;
   if (typeof override === 'string') {
     // Presets take the checkpoint's sliding window when it has one.
     const w = md.plan.layers.find((l) => l.attention.kind === 'sliding')?.attention;
-    return resolvePlan(override, cfg.numLayers, { headDim: cfg.headDim, window: w?.kind === 'sliding' ? w.window : undefined });
+    plan = resolvePlan(override, cfg.numLayers, { headDim: cfg.headDim, window: w?.kind === 'sliding' ? w.window : undefined });
+  } else {
+    if (override.layers.length !== cfg.numLayers) {
+      throw new PlanError(`plan '${override.name}' has ${override.layers.length} layers but ${md.dir} has ${cfg.numLayers} (num_hidden_layers)`);
+    }
+    // A low-rank checkpoint's ranks are filled in (and the result validated) below.
+    plan = md.eigenAttention ? override : validatePlan(override, { headDim: cfg.headDim });
   }
-  if (override.layers.length !== cfg.numLayers) {
-    throw new PlanError(`plan '${override.name}' has ${override.layers.length} layers but ${md.dir} has ${cfg.numLayers} (num_hidden_layers)`);
-  }
-  validatePlan(override, { headDim: cfg.headDim });
-  const ranked = override.layers.findIndex((l) => l.kvRank !== undefined);
+  if (md.eigenAttention) return withCheckpointRanks(md, plan);
+  const ranked = plan.layers.findIndex((l) => l.kvRank !== undefined);
   if (ranked >= 0) {
-    throw new PlanError(`plan '${override.name}': layer ${ranked} has a kvRank, but HF checkpoints hold full-width K/V projections`, ranked);
+    throw new PlanError(`plan '${plan.name}': layer ${ranked} has a kvRank, but this checkpoint holds full-width K/V projections (no eigen_attention)`, ranked);
   }
-  return override;
+  return plan;
+}
+
+/**
+ * An override of a low-rank checkpoint: the same kv sources (each reader's o_proj has its
+ * source's V basis folded in), windows as the override says, the checkpoint's ranks.
+ */
+function withCheckpointRanks(md: ModelDir, override: LayerPlan): LayerPlan {
+  const rankText = (r: LayerPlan['layers'][number]['kvRank']) => (r ? `{k: ${r.k}, v: ${r.v}}` : 'full width');
+  const layers = override.layers.map((l, i) => {
+    const own = md.plan.layers[i];
+    if (l.kvSource !== own.kvSource) {
+      throw new PlanError(
+        `plan '${override.name}': layer ${i} reads layer ${l.kvSource}, but in the low-rank checkpoint ${md.dir} it reads layer ${own.kvSource} ` +
+          `(kv_sources[${i}]); the kv sources of a low-rank checkpoint cannot change (each reader's o_proj holds its source's value basis)`,
+        i,
+      );
+    }
+    if (l.kvRank !== undefined && (l.kvRank.k !== own.kvRank?.k || l.kvRank.v !== own.kvRank?.v)) {
+      throw new PlanError(`plan '${override.name}': layer ${i} has kvRank ${rankText(l.kvRank)}, but the checkpoint's is ${rankText(own.kvRank)} (eigen_attention)`, i);
+    }
+    const { kvRank: _given, ...rest } = l;
+    return own.kvRank ? { ...rest, kvRank: own.kvRank } : rest;
+  });
+  return validatePlan({ name: override.name, layers }, { headDim: md.config.headDim });
+}
+
+/** Full-width keys stored in a basis: W ← U·W per KV head ([heads·D, cols], U [D, D]), in f32. */
+function foldKeyBasis(w: Float32Array, u: Float32Array, shape: readonly number[], headDim: number): Uint8Array {
+  const cols = shape.length === 2 ? shape[1] : 1;
+  const heads = shape[0] / headDim;
+  const out = new Float32Array(w.length);
+  for (let h = 0; h < heads; h++) {
+    for (let a = 0; a < headDim; a++) {
+      for (let c = 0; c < cols; c++) {
+        let sum = 0;
+        for (let j = 0; j < headDim; j++) sum += u[a * headDim + j] * w[(h * headDim + j) * cols + c];
+        out[(h * headDim + a) * cols + c] = sum;
+      }
+    }
+  }
+  return new Uint8Array(out.buffer);
 }
 
 /**
@@ -130,13 +179,19 @@ export async function loadEngine(model: string | ModelDir, opts: LoadEngineOptio
   try {
     const { tensors, totalBytes } = planWeights(
       cp,
-      { architecture: md.architecture, config: md.config, gemmaNorms: spec.family.gemmaNorms, checkpointPlan: md.plan, configFile },
+      { architecture: md.architecture, config: md.config, gemmaNorms: spec.family.gemmaNorms, checkpointPlan: md.plan, configFile, eigenAttention: md.eigenAttention },
       plan,
     );
+    async function engineTensor(t: PlannedTensor): Promise<{ dtype: 'f32' | 'bf16'; bytes: Uint8Array }> {
+      if (!t.basis) return engineBytes(t.info.dtype, await cp.read(t.info.name), t.plusOne);
+      const w = toF32(t.info.dtype, await cp.read(t.info.name));
+      const u = toF32(t.basis.dtype, await cp.read(t.basis.name));
+      return { dtype: 'f32', bytes: foldKeyBasis(w, u, t.info.shape, md.config.headDim) };
+    }
     async function* stream(): AsyncGenerator<WeightTensor> {
       let loaded = 0;
       for (const t of tensors) {
-        const { dtype, bytes } = engineBytes(t.info.dtype, await cp.read(t.info.name), t.plusOne);
+        const { dtype, bytes } = await engineTensor(t);
         yield { name: t.name, shape: t.info.shape, dtype, bytes };
         loaded += t.info.byteLength;
         onProgress?.(loaded, totalBytes, t.info.name);

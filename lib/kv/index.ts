@@ -1,6 +1,7 @@
-export { kvLayout, type KvClass, type KvLayout, type KvLayoutOptions } from './layout.js';
+export { kvLayout, type KvClass, type KvLayout, type KvLayoutOptions, type KvPlacement } from './layout.js';
 export {
   classBytesPerToken,
+  classPageBytesPerToken,
   firstLiveBlock,
   heldBlocks,
   kvBytesAtContext,

@@ -21,11 +21,23 @@ export function heldBlocks(window: number, blockSize: number, p: number, k: numb
   return Math.max(0, Math.ceil((p + k) / blockSize) - firstLiveBlock(window, blockSize, p));
 }
 
-/** Bytes one token costs in one class: owners × numKvHeads × (kDim + vDim) × dtypeBytes. */
+/** Bytes one token costs in one class: Σ over its owners of numKvHeads × (kDim + vDim) × dtypeBytes. */
 export function classBytesPerToken(layout: KvLayout, classId: number): number {
   const c = layout.classes[classId];
   if (c === undefined) throw new RangeError(`classId ${String(classId)} is not a class of this layout`);
-  return c.owners.length * layout.numKvHeads * (c.kDim + c.vDim) * layout.dtypeBytes;
+  let width = 0;
+  for (const p of c.placements) width += p.kDim + p.vDim;
+  return layout.numKvHeads * width * layout.dtypeBytes;
+}
+
+/**
+ * Bytes of page one token takes in one class: pagesPerBlock × pageBytes / blockSize. More
+ * than classBytesPerToken when the class's owners leave part of their pages empty.
+ */
+export function classPageBytesPerToken(layout: KvLayout, classId: number): number {
+  const c = layout.classes[classId];
+  if (c === undefined) throw new RangeError(`classId ${String(classId)} is not a class of this layout`);
+  return (c.pagesPerBlock * layout.pageBytes) / layout.blockSize;
 }
 
 /** Bytes one token costs while it is in every owning layer's cache (all classes). */

@@ -5,9 +5,10 @@
 import type { LayerPlan } from '../plan/types.js';
 import { KvBlockManager } from './block-manager.js';
 import { parseBytes } from './bytes.js';
-import { checkInt, type KvLayout, kvLayout, type KvLayoutOptions } from './layout.js';
+import { checkInt, type KvLayout, kvLayout, type KvLayoutOptions, type KvPlacement } from './layout.js';
 import {
   classBytesPerToken,
+  classPageBytesPerToken,
   kvBytesPerToken,
   maxConcurrentSequences,
   pagesInBudget,
@@ -32,12 +33,16 @@ export interface KvClassReport {
   readonly kind: 'global' | 'sliding';
   /** 0 for global. */
   readonly window: number;
-  readonly kDim: number;
-  readonly vDim: number;
   readonly owners: readonly number[];
+  /** Each owner's widths and place in the class's pages. */
+  readonly placements: readonly KvPlacement[];
+  readonly pagesPerBlock: number;
   /** Every layer reading this class's caches, owners included. */
   readonly layers: readonly number[];
+  /** K/V bytes one token costs in this class. */
   readonly bytesPerToken: number;
+  /** Page bytes one token takes in this class (more than bytesPerToken when pages are part empty). */
+  readonly pageBytesPerToken: number;
   /** Most blocks the class holds for one sequence growing to `context`. */
   readonly blocksAtContext: number;
   readonly pagesAtContext: number;
@@ -55,6 +60,11 @@ export interface KvReport {
   readonly cacheClasses: readonly KvClassReport[];
   /** Bytes one token costs while it is in every owning layer's cache. */
   readonly kvBytesPerToken: number;
+  /**
+   * Page bytes one token takes in every class: kvBytesPerToken plus what owners of
+   * different widths leave empty in their pages (equal when every page is full).
+   */
+  readonly pageBytesPerToken: number;
   /** Most pages one sequence holds growing to `context` (sliding classes capped). */
   readonly pagesPerSequence: number;
   /** pagesPerSequence × pageBytes: the pool bytes one sequence takes at its peak. */
@@ -82,11 +92,12 @@ export function kvReport(plan: LayerPlan, opts: KvReportOptions): KvReport {
       id: c.id,
       kind: c.retention.kind,
       window: c.window,
-      kDim: c.kDim,
-      vDim: c.vDim,
       owners: c.owners,
+      placements: c.placements,
+      pagesPerBlock: c.pagesPerBlock,
       layers: layout.layerClass.flatMap((cls, i) => (cls === c.id ? [i] : [])),
       bytesPerToken: classBytesPerToken(layout, c.id),
+      pageBytesPerToken: classPageBytesPerToken(layout, c.id),
       blocksAtContext: blocks,
       pagesAtContext: blocks * c.pagesPerBlock,
     };
@@ -102,6 +113,7 @@ export function kvReport(plan: LayerPlan, opts: KvReportOptions): KvReport {
     totalPages,
     cacheClasses,
     kvBytesPerToken: kvBytesPerToken(layout),
+    pageBytesPerToken: cacheClasses.reduce((a, c) => a + c.pageBytesPerToken, 0),
     pagesPerSequence: perSeq,
     kvBytesAtContext: perSeq * layout.pageBytes,
     maxConcurrentSequences: maxSeqs,

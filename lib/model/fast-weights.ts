@@ -17,7 +17,12 @@ const TABLE = 4096;
 function tensorBits(spec: WeightSpec, seed: number): Uint16Array {
   const rng = new Prng(hashSeed(seed, spec.name));
   const kind = weightKind(spec.name);
-  const scale = kind === 'embedding' ? 1 : kind === 'linear' ? 1 / Math.sqrt(spec.shape[spec.shape.length - 1]) : 0.1;
+  // A key basis [headDim, kRank] gets columns of about unit norm (orthonormal on average).
+  const scale =
+    kind === 'embedding' ? 1
+    : kind === 'linear' ? 1 / Math.sqrt(spec.shape[spec.shape.length - 1])
+    : kind === 'basis' ? 1 / Math.sqrt(spec.shape[0])
+    : 0.1;
   const offset = kind === 'norm' ? 1 : 0;
   const table = new Uint16Array(TABLE);
   for (let i = 0; i < TABLE; i++) {

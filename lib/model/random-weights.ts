@@ -6,6 +6,8 @@
  *   - RMSNorm weights: 1 + 0.1·normal (never constant, so a wrong norm weight shows)
  *   - biases: 0.1·normal
  *   - embeddings: normal, std 1
+ *   - key bases (`k_up`, [headDim, kRank], low-rank K/V): orthonormal columns (Gram–Schmidt
+ *     of a normal draw), as Eigen Attention's bases are
  *
  * Determinism: each tensor is drawn from its own stream, seeded by hashing its name with the
  * seed (`hashSeed(seed, name)`). A tensor's values depend only on (seed, name, shape) — not on
@@ -42,11 +44,12 @@ export interface WeightTensor {
   readonly bytes: Uint8Array;
 }
 
-export type WeightKind = 'embedding' | 'linear' | 'norm' | 'bias';
+export type WeightKind = 'embedding' | 'linear' | 'norm' | 'bias' | 'basis';
 
 /** How a canonical weight name is initialised. */
 export function weightKind(name: string): WeightKind {
   if (name === 'embed') return 'embedding';
+  if (name.endsWith('.k_up')) return 'basis';
   if (name === 'lm_head' || name.endsWith('_proj')) return 'linear';
   if (name.endsWith('_norm')) return 'norm';
   if (name.endsWith('_bias')) return 'bias';
@@ -64,6 +67,26 @@ function leBytes(a: Float32Array | Uint16Array): Uint8Array {
   return out;
 }
 
+/** Fills a [rows, cols] row-major matrix (cols <= rows) with orthonormal columns. */
+function orthonormalColumns(out: Float32Array, rows: number, cols: number, rng: Prng): void {
+  const m = Float64Array.from({ length: rows * cols }, () => rng.normal());
+  for (let j = 0; j < cols; j++) {
+    // Modified Gram–Schmidt, twice for columns that came out nearly dependent.
+    for (let pass = 0; pass < 2; pass++) {
+      for (let p = 0; p < j; p++) {
+        let dot = 0;
+        for (let i = 0; i < rows; i++) dot += m[i * cols + j] * m[i * cols + p];
+        for (let i = 0; i < rows; i++) m[i * cols + j] -= dot * m[i * cols + p];
+      }
+    }
+    let norm = 0;
+    for (let i = 0; i < rows; i++) norm += m[i * cols + j] ** 2;
+    norm = Math.sqrt(norm);
+    for (let i = 0; i < rows; i++) m[i * cols + j] /= norm;
+  }
+  out.set(m);
+}
+
 /** One tensor, drawn from the stream of (seed, spec.name). */
 export function randomTensor(spec: WeightSpec, opts: RandomWeightsOptions): WeightTensor {
   const kind = weightKind(spec.name);
@@ -75,6 +98,8 @@ export function randomTensor(spec: WeightSpec, opts: RandomWeightsOptions): Weig
   } else if (kind === 'linear') {
     const std = 1 / Math.sqrt(spec.shape[spec.shape.length - 1]);
     for (let i = 0; i < n; i++) data[i] = std * rng.normal();
+  } else if (kind === 'basis') {
+    orthonormalColumns(data, spec.shape[0], spec.shape[1], rng);
   } else if (kind === 'norm') {
     for (let i = 0; i < n; i++) data[i] = 1 + 0.1 * rng.normal();
   } else {

@@ -3,3 +3,4 @@ export * from './types.js';
 export * from './validate.js';
 export * from './presets.js';
 export * from './notation.js';
+export * from './ranks.js';

@@ -69,6 +69,14 @@ inline void prefetchBlock(const PageRows& rows, int s, int blk, int g) {
 #endif
 }
 
+// Low-rank keys (attentionLowRankKeys): the page holds c[kDim] per key; the kernels score
+// against k = rope(U·c, key position), expanded by expandKeys one block of keys at a time.
+struct KeyExpansion {
+  int headDim = 0, hPad = 0;      // hPad: headDim rounded up to the register tile's width
+  std::vector<float> basisT;      // Uᵀ as [kDim][hPad], zero past headDim
+  std::vector<double> invFreq;    // RoPE inverse frequencies, headDim / 2
+};
+
 struct AttentionJob {
   float* out;
   const float* q;
@@ -76,6 +84,9 @@ struct AttentionJob {
   const BatchLayout& batch;
   int numHeads, group, window;
   float scale, softcap;
+  int qDim;                              // width of q and of the scored keys
+  const KeyExpansion* lowRank = nullptr;  // set: keys are expanded (qDim = headDim)
+  const char* op = "attention";           // names the op in errors
   int lo(int p) const { return window > 0 ? std::max(0, p - window + 1) : 0; }
   // Soft-capping (Gemma 2): softcap·tanh(x/softcap); identity when softcap <= 0.
   float cap(float x) const { return softcap > 0 ? softcap * std::tanh(x / softcap) : x; }
@@ -84,7 +95,15 @@ struct AttentionJob {
 // Per-thread buffers, sized on first use and reused across tasks.
 struct AttentionScratch {
   std::vector<float> q, k, v, s, o, maxScore, sum;
+  std::vector<float> kx, c, cosv, sinv;  // expandKeys
 };
+
+// Validates the basis (throws Error naming what is wrong) and prepares Uᵀ and the frequencies.
+KeyExpansion makeKeyExpansion(const KeyBasis& keys, int kDim);
+// Keys i0 .. i0+cnt-1 of KV head g in `page` (positions pos0, pos0 + 1, ...), expanded and
+// rotated into sc.kx as [cnt][hPad] fp32 rows (attention_lowrank.cc).
+void expandKeys(const AttentionJob& job, int32_t page, int g, int i0, int cnt, int pos0,
+                AttentionScratch& sc);
 
 // Row t against its keys, for the query heads of KV head g.
 void attendRow(const AttentionJob& job, int t, int g, AttentionScratch& sc);

@@ -85,6 +85,12 @@ class CpuBackend final : public Backend {
                  int numHeads, int window, float scale, float softcap) override {
     cpu::attention(pool_, f(out), cf(q), kv, batch, numHeads, window, scale, softcap);
   }
+  void attentionLowRankKeys(void* out, const void* q, const PagedKv& kv,
+                            const BatchLayout& batch, int numHeads, int window, float scale,
+                            float softcap, const KeyBasis& keys) override {
+    cpu::attentionLowRankKeys(pool_, f(out), cf(q), kv, batch, numHeads, window, scale, softcap,
+                              keys);
+  }
   void logits(float* out, const void* hidden, const void* w, DType wType, int M, int V, int K,
               float softcap) override {
     cpu::logits(pool_, out, cf(hidden), w, wType, M, V, K, softcap);

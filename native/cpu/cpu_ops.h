@@ -63,6 +63,9 @@ void appendKv(ThreadPool& pool, const PagedKv& kv, const BatchLayout& batch, con
               const float* v);
 void attention(ThreadPool& pool, float* out, const float* q, const PagedKv& kv,
                const BatchLayout& batch, int numHeads, int window, float scale, float softcap);
+void attentionLowRankKeys(ThreadPool& pool, float* out, const float* q, const PagedKv& kv,
+                          const BatchLayout& batch, int numHeads, int window, float scale,
+                          float softcap, const KeyBasis& keys);
 
 }  // namespace cpu
 }  // namespace mixattn

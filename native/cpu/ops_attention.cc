@@ -1,6 +1,7 @@
 // Paged KV entry points: appendKv writes new K/V rows into their pages; attention splits the
 // step's rows into tasks and runs the row kernel (decode) or the tile kernel (runs of
-// consecutive rows of one sequence, i.e. prefill chunks) on each.
+// consecutive rows of one sequence, i.e. prefill chunks) on each. attentionLowRankKeys runs
+// the same kernels with the keys expanded from their low-rank coefficients block by block.
 //
 // A task is (run of rows, KV head) and covers all query heads of that GQA group, so each K/V
 // row is read (and widened from bf16) once per group. Every row only needs its own position
@@ -20,6 +21,8 @@ namespace {
 
 // Query vectors per tile: R rows x G heads ~ 24 (four 6-row register tiles).
 constexpr int kTileQueries = 24;
+// With low-rank keys (expanded once per tile and block).
+constexpr int kLowRankTileQueries = 96;
 
 }  // namespace
 
@@ -60,22 +63,27 @@ void appendKv(ThreadPool& pool, const PagedKv& kv, const BatchLayout& batch, con
   }, std::max<size_t>(1, 8192 / (size_t(H) * (kv.kDim + kv.vDim))));
 }
 
-void attention(ThreadPool& pool, float* out, const float* q, const PagedKv& kv,
-               const BatchLayout& batch, int numHeads, int window, float scale, float softcap) {
-  checkPagedKvLayout(kv, "attention");
+namespace {
+
+void checkHeads(const PagedKv& kv, int numHeads, const char* op) {
   if (numHeads <= 0 || numHeads % kv.numKvHeads != 0)
-    throw Error("attention: numHeads " + std::to_string(numHeads) +
+    throw Error(std::string(op) + ": numHeads " + std::to_string(numHeads) +
                 " is not a positive multiple of numKvHeads " + std::to_string(kv.numKvHeads));
-  const int T = std::max(batch.numTokens, 0), H = kv.numKvHeads;
-  AttentionJob job{out, q, kv, batch, numHeads, numHeads / H, window, scale, softcap};
+}
+
+// Splits the step's rows into runs and runs the row or tile kernel on each (run, KV head).
+// Runs hold up to `runQueries` query vectors (rows x group).
+void runAttention(ThreadPool& pool, const AttentionJob& job, int runQueries) {
+  const BatchLayout& batch = job.batch;
+  const int T = std::max(batch.numTokens, 0), H = job.kv.numKvHeads;
 
   // Runs of consecutive positions of one sequence, at most maxRun rows each.
-  const int maxRun = std::max(1, kTileQueries / job.group);
+  const int maxRun = std::max(1, runQueries / job.group);
   std::vector<std::pair<int, int>> runs;  // (first row, rows)
   for (int t = 0; t < T;) {
     int s = batch.seqOfToken[t], p = batch.positions[t];
     if (s < 0 || s >= batch.numSeqs || p < 0)
-      throwBadPage("attention", s, p, s < 0 || s >= batch.numSeqs ? "sequence out of range"
+      throwBadPage(job.op, s, p, s < 0 || s >= batch.numSeqs ? "sequence out of range"
                                                                    : "negative position", 0, 0);
     int r = 1;
     while (r < maxRun && t + r < T && batch.seqOfToken[t + r] == s &&
@@ -100,6 +108,30 @@ void attention(ThreadPool& pool, float* out, const float* q, const PagedKv& kv,
         attendTile(job, run.first, run.second, g, scratch);
     }
   });
+}
+
+}  // namespace
+
+void attention(ThreadPool& pool, float* out, const float* q, const PagedKv& kv,
+               const BatchLayout& batch, int numHeads, int window, float scale, float softcap) {
+  checkPagedKvLayout(kv, "attention");
+  checkHeads(kv, numHeads, "attention");
+  AttentionJob job{out, q, kv, batch, numHeads, numHeads / kv.numKvHeads, window, scale,
+                   softcap, kv.kDim};
+  runAttention(pool, job, kTileQueries);
+}
+
+void attentionLowRankKeys(ThreadPool& pool, float* out, const float* q, const PagedKv& kv,
+                          const BatchLayout& batch, int numHeads, int window, float scale,
+                          float softcap, const KeyBasis& keys) {
+  checkPagedKvLayout(kv, "attentionLowRankKeys");
+  checkHeads(kv, numHeads, "attentionLowRankKeys");
+  const KeyExpansion expansion = makeKeyExpansion(keys, kv.kDim);
+  AttentionJob job{out, q, kv, batch, numHeads, numHeads / kv.numKvHeads, window, scale,
+                   softcap, keys.headDim, &expansion, "attentionLowRankKeys"};
+  // Longer runs than attention()'s: each block's expansion (headDim x kDim multiply-adds per
+  // key) is then shared by more query vectors.
+  runAttention(pool, job, kLowRankTileQueries);
 }
 
 }  // namespace cpu

@@ -9,10 +9,10 @@
 
 #include "common/rope_freq.h"
 #include "cpu/cpu_ops.h"
+#include "cpu/rope_row.h"
 
 namespace mixattn {
 namespace cpu {
-
 
 void rope(ThreadPool& pool, float* x, const int32_t* positions, int T, int heads, int headDim,
           const RopeParams& p) {
@@ -26,23 +26,9 @@ void rope(ThreadPool& pool, float* x, const int32_t* positions, int T, int heads
   pool.parallelFor(size_t(T), [&](size_t b, size_t e) {
     std::vector<float> cosv(static_cast<size_t>(half)), sinv(static_cast<size_t>(half));
     for (size_t t = b; t < e; ++t) {
-      double pos = positions[t];
-      for (int i = 0; i < half; ++i) {
-        double a = pos * inv[i];
-        cosv[i] = float(std::cos(a));
-        sinv[i] = float(std::sin(a));
-      }
-      const float* __restrict c = cosv.data();
-      const float* __restrict s = sinv.data();
-      for (int h = 0; h < heads; ++h) {
-        float* __restrict lo = x + t * rowElems + size_t(h) * headDim;
-        float* __restrict hi = lo + half;
-        for (int i = 0; i < half; ++i) {
-          float x0 = lo[i], x1 = hi[i];
-          lo[i] = x0 * c[i] - x1 * s[i];
-          hi[i] = x1 * c[i] + x0 * s[i];
-        }
-      }
+      ropeAngles(double(positions[t]), inv.data(), half, cosv.data(), sinv.data());
+      for (int h = 0; h < heads; ++h)
+        rotateHalf(x + t * rowElems + size_t(h) * headDim, half, cosv.data(), sinv.data());
     }
   }, std::max<size_t>(1, 256 / size_t(heads > 0 ? heads : 1)));
 }

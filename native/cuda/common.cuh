@@ -25,6 +25,14 @@ __device__ __forceinline__ float fromF<float>(float x) { return x; }
 template <>
 __device__ __forceinline__ bf16 fromF<bf16>(float x) { return __float2bfloat16_rn(x); }
 
+// The gated MLP's activation (Activation as an int template argument), fp32.
+template <int kAct>
+__device__ __forceinline__ float gatedAct(float g) {
+  if (kAct == int(Activation::SiLU)) return g / (1.f + expf(-g));
+  const float c = 0.7978845608028654f;  // sqrt(2 / pi)
+  return 0.5f * g * (1.f + tanhf(c * (g + 0.044715f * g * g * g)));
+}
+
 // First error wins; the winner alone writes the details (read only after a sync).
 __device__ __forceinline__ void reportError(DeviceError* e, int code, int op, int a, int b,
                                             int c = 0, int d = 0) {

@@ -10,6 +10,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <memory>
 #include <string>
@@ -17,6 +18,7 @@
 
 #include "cuda/attention.h"
 #include "cuda/gemm.h"
+#include "cuda/gemv.h"
 #include "common/paged_kv_check.h"
 #include "common/rope_freq.h"
 #include "cuda/ops.h"
@@ -132,7 +134,10 @@ class CudaBackend final : public Backend {
     bind();
     if (M <= 0 || N <= 0) return;
     if (wType == DType::BF16) {
-      gemm_->run(stream_, out, CUDA_R_16BF, in, CUDA_R_16BF, w, CUDA_R_16BF, bias, M, N, K, "matmul");
+      if (useGemv_ && cuda::gemvApplies(in, w, M, K))
+        cuda::gemv(ctx_, out, false, in, w, bias, M, N, K);
+      else
+        gemm_->run(stream_, out, CUDA_R_16BF, in, CUDA_R_16BF, w, CUDA_R_16BF, bias, M, N, K, "matmul");
       return;
     }
     float* x32 = scratch((size_t(M) * K + size_t(M) * N) * sizeof(float));
@@ -140,6 +145,26 @@ class CudaBackend final : public Backend {
     bf16ToF32(ctx_, x32, in, size_t(M) * K);
     gemm_->run(stream_, y32, CUDA_R_32F, x32, CUDA_R_32F, w, CUDA_R_32F, bias, M, N, K, "matmul");
     f32ToBf16(ctx_, out, y32, size_t(M) * N);
+  }
+  void matmulShared(const void* in, DType wType, int M, int K, const MatmulOut* outs,
+                    int count) override {
+    bind();
+    bool fused = useGemv_ && wType == DType::BF16;
+    for (int j = 0; fused && j < count; ++j) fused = cuda::gemvApplies(in, outs[j].w, M, K);
+    if (fused)
+      cuda::gemvShared(ctx_, in, M, K, outs, count);
+    else
+      Backend::matmulShared(in, wType, M, K, outs, count);
+  }
+  void gatedMatmul(void* out, void* scratch, const void* in, const void* wGate, const void* wUp,
+                   DType wType, int M, int I, int K, Activation act) override {
+    bind();
+    if (useGemv_ && wType == DType::BF16 && cuda::gemvApplies(in, wGate, M, K) &&
+        cuda::gemvApplies(in, wUp, M, K)) {
+      if (I > 0) cuda::gatedGemv(ctx_, out, in, wGate, wUp, M, I, K, act);
+    } else {
+      Backend::gatedMatmul(out, scratch, in, wGate, wUp, wType, M, I, K, act);
+    }
   }
   void gatherRows(void* out, const void* in, const int32_t* index, int rows, int dim) override {
     bind();
@@ -182,8 +207,11 @@ class CudaBackend final : public Backend {
     bind();
     if (M <= 0 || V <= 0) return;
     if (wType == DType::BF16) {
-      gemm_->run(stream_, out, CUDA_R_32F, hidden, CUDA_R_16BF, w, CUDA_R_16BF, nullptr, M, V, K,
-                 "logits");
+      if (useGemv_ && cuda::gemvApplies(hidden, w, M, K))
+        cuda::gemv(ctx_, out, true, hidden, w, nullptr, M, V, K);
+      else
+        gemm_->run(stream_, out, CUDA_R_32F, hidden, CUDA_R_16BF, w, CUDA_R_16BF, nullptr, M, V, K,
+                   "logits");
     } else {
       float* x32 = scratch(size_t(M) * K * sizeof(float));
       bf16ToF32(ctx_, x32, hidden, size_t(M) * K);
@@ -310,6 +338,11 @@ class CudaBackend final : public Backend {
   size_t scratchBytes_ = 0;
   std::map<std::string, const double*> ropeCache_;
   bool capturing_ = false;
+  // Decode-shaped matmuls on the skinny GEMM (gemv.h) unless MIXATTN_CUDA_GEMV=0.
+  const bool useGemv_ = [] {
+    const char* e = std::getenv("MIXATTN_CUDA_GEMV");
+    return !(e && (std::string(e) == "0" || std::string(e) == "off"));
+  }();
   int liveGraphs_ = 0;
   std::vector<void*> retired_;  // scratch buffers that live graphs may still use
 };

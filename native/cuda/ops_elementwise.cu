@@ -3,6 +3,8 @@
 // bound; each reads and writes every element once (RMSNorm twice: the second read of a row
 // comes from L1/L2). Math in fp32, results rounded once to bf16.
 #include <cmath>
+#include <cstdint>
+#include <initializer_list>
 
 #include "cuda/common.cuh"
 
@@ -67,6 +69,99 @@ __global__ void addRmsnormKernel(bf16* out, bf16* residual, const bf16* delta, c
   for (int k = lane; k < dim; k += 32) o[k] = fromF<bf16>(toF(r[k]) * inv * toF(w[k]));
 }
 
+// Wide rows (the hidden state: dim >= kWideDim, dim % 8 == 0, 16-byte aligned): one block
+// per row, 16-byte loads, each thread's 8-element chunks held in registers between the sum of
+// squares and the scaling. The warp-per-row kernels above issue dim/32 dependent loads per lane
+// (residual and delta may alias, so the compiler cannot batch them): ~30 us for one 2048-wide
+// row, most of a batch-1 decode step. kAdd: residual += delta first (addRmsnorm).
+constexpr int kWideDim = 512;
+constexpr int kWideThreads = 256;
+constexpr int kWideMaxChunks = 8;  // dim <= 8 * 8 * 256 = 16384
+
+__device__ __forceinline__ void loadW8(const bf16* w, int k, float (&f)[8]) {
+  const uint4 u = *reinterpret_cast<const uint4*>(w + k);
+  const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&u);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const float2 t = __bfloat1622float2(h[i]);
+    f[2 * i] = t.x;
+    f[2 * i + 1] = t.y;
+  }
+}
+__device__ __forceinline__ void loadW8(const float* w, int k, float (&f)[8]) {
+  const float4 a = *reinterpret_cast<const float4*>(w + k);
+  const float4 b = *reinterpret_cast<const float4*>(w + k + 4);
+  f[0] = a.x, f[1] = a.y, f[2] = a.z, f[3] = a.w, f[4] = b.x, f[5] = b.y, f[6] = b.z, f[7] = b.w;
+}
+
+template <typename WT, bool kAdd>
+__global__ void __launch_bounds__(kWideThreads)
+    wideNormKernel(bf16* out, bf16* residual, const bf16* in, const WT* w, int dim, float eps) {
+  const size_t row = blockIdx.x;
+  const int chunks = dim >> 3;
+  bf16* r = residual + row * dim;  // kAdd: the residual stream; else unused
+  const bf16* x = (kAdd ? r : in + row * dim);
+  const bf16* d = in + row * dim;   // kAdd: the delta
+  uint4 v[kWideMaxChunks];
+  float ss = 0.f;
+#pragma unroll
+  for (int j = 0; j < kWideMaxChunks; ++j) {
+    const int c = threadIdx.x + j * kWideThreads;
+    if (c >= chunks) break;
+    uint4 a = *reinterpret_cast<const uint4*>(x + 8 * c);
+    if (kAdd) {
+      const uint4 b = *reinterpret_cast<const uint4*>(d + 8 * c);
+      __nv_bfloat162* a2 = reinterpret_cast<__nv_bfloat162*>(&a);
+      const __nv_bfloat162* b2 = reinterpret_cast<const __nv_bfloat162*>(&b);
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        const float2 fa = __bfloat1622float2(a2[i]), fb = __bfloat1622float2(b2[i]);
+        a2[i] = __floats2bfloat162_rn(fa.x + fb.x, fa.y + fb.y);  // rounded as stored
+      }
+      *reinterpret_cast<uint4*>(r + 8 * c) = a;
+    }
+    v[j] = a;
+    const __nv_bfloat162* a2 = reinterpret_cast<const __nv_bfloat162*>(&a);
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const float2 f = __bfloat1622float2(a2[i]);
+      ss += f.x * f.x + f.y * f.y;
+    }
+  }
+  __shared__ float warpSums[kWideThreads / 32];
+  ss = warpSum(ss);
+  if ((threadIdx.x & 31) == 0) warpSums[threadIdx.x >> 5] = ss;
+  __syncthreads();
+  float total = 0.f;
+#pragma unroll
+  for (int i = 0; i < kWideThreads / 32; ++i) total += warpSums[i];
+  const float inv = rsqrtf(total / dim + eps);
+  bf16* o = out + row * dim;
+#pragma unroll
+  for (int j = 0; j < kWideMaxChunks; ++j) {
+    const int c = threadIdx.x + j * kWideThreads;
+    if (c >= chunks) break;
+    float wf[8];
+    loadW8(w, 8 * c, wf);
+    const __nv_bfloat162* a2 = reinterpret_cast<const __nv_bfloat162*>(&v[j]);
+    uint4 res;
+    __nv_bfloat162* r2 = reinterpret_cast<__nv_bfloat162*>(&res);
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const float2 f = __bfloat1622float2(a2[i]);
+      r2[i] = __floats2bfloat162_rn(f.x * inv * wf[2 * i], f.y * inv * wf[2 * i + 1]);
+    }
+    *reinterpret_cast<uint4*>(o + 8 * c) = res;
+  }
+}
+
+bool wideRows(int dim, std::initializer_list<const void*> ptrs) {
+  if (dim < kWideDim || dim % 8 != 0 || dim > 8 * kWideMaxChunks * kWideThreads) return false;
+  for (const void* p : ptrs)
+    if (reinterpret_cast<uintptr_t>(p) & 15u) return false;
+  return true;
+}
+
 __global__ void addKernel(bf16* inout, const bf16* in, size_t n) {
   for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n;
        i += size_t(gridDim.x) * blockDim.x)
@@ -89,14 +184,7 @@ __global__ void gatedKernel(bf16* out, const bf16* gate, const bf16* up, size_t 
   for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n;
        i += size_t(gridDim.x) * blockDim.x) {
     const float g = toF(gate[i]), u = toF(up[i]);
-    float a;
-    if (kAct == int(Activation::SiLU)) {
-      a = g / (1.f + expf(-g));
-    } else {
-      const float c = 0.7978845608028654f;  // sqrt(2 / pi)
-      a = 0.5f * g * (1.f + tanhf(c * (g + 0.044715f * g * g * g)));
-    }
-    out[i] = fromF<bf16>(a * u);
+    out[i] = fromF<bf16>(gatedAct<kAct>(g) * u);
   }
 }
 
@@ -140,6 +228,18 @@ void embedding(const Ctx& c, void* out, const int32_t* tokens, int n, const void
 void rmsnorm(const Ctx& c, void* out, const void* in, const void* w, DType wType, int rows,
              int dim, float eps) {
   if (rows <= 0 || dim <= 0) return;
+  if (wideRows(dim, {out, in, w})) {
+    auto* o = static_cast<bf16*>(out);
+    auto* x = static_cast<const bf16*>(in);
+    if (wType == DType::BF16)
+      wideNormKernel<bf16, false><<<rows, kWideThreads, 0, c.stream>>>(
+          o, nullptr, x, static_cast<const bf16*>(w), dim, eps);
+    else
+      wideNormKernel<float, false><<<rows, kWideThreads, 0, c.stream>>>(
+          o, nullptr, x, static_cast<const float*>(w), dim, eps);
+    checkLaunch("rmsnorm");
+    return;
+  }
   const unsigned blocks = ceilDiv(size_t(rows), kRowsPerBlock);
   if (wType == DType::BF16)
     rmsnormKernel<<<blocks, kThreads, 0, c.stream>>>(static_cast<bf16*>(out),
@@ -159,6 +259,16 @@ void addRmsnorm(const Ctx& c, void* out, void* residual, const void* delta, cons
   auto* o = static_cast<bf16*>(out);
   auto* r = static_cast<bf16*>(residual);
   auto* d = static_cast<const bf16*>(delta);
+  if (wideRows(dim, {out, residual, delta, w})) {
+    if (wType == DType::BF16)
+      wideNormKernel<bf16, true><<<rows, kWideThreads, 0, c.stream>>>(
+          o, r, d, static_cast<const bf16*>(w), dim, eps);
+    else
+      wideNormKernel<float, true><<<rows, kWideThreads, 0, c.stream>>>(
+          o, r, d, static_cast<const float*>(w), dim, eps);
+    checkLaunch("addRmsnorm");
+    return;
+  }
   if (wType == DType::BF16)
     addRmsnormKernel<<<blocks, kThreads, 0, c.stream>>>(o, r, d, static_cast<const bf16*>(w),
                                                         rows, dim, eps);

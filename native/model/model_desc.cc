@@ -1,5 +1,7 @@
 #include "model/model_desc.h"
 
+#include <utility>
+
 namespace mixattn {
 
 namespace {
@@ -24,14 +26,14 @@ void validateModelDesc(const ModelDesc& d) {
   require(d.numLayers > 0 && (int)d.layers.size() == d.numLayers,
           "layers must list numLayers entries");
   require(!d.classes.empty(), "classes must not be empty");
-  for (size_t c = 0; c < d.classes.size(); ++c) {
-    const auto& k = d.classes[c];
-    require(k.pagesPerBlock > 0, "classes[" + std::to_string(c) + "].pagesPerBlock must be > 0");
-    // Low-rank caches need the expanding kernels of the Eigen Attention issue.
-    require(k.kDim == d.headDim && k.vDim == d.headDim,
-            "classes[" + std::to_string(c) + "]: low-rank K/V widths are not supported yet");
-  }
-  std::vector<int> owners(d.classes.size(), 0);
+  for (size_t c = 0; c < d.classes.size(); ++c)
+    require(d.classes[c].pagesPerBlock > 0,
+            "classes[" + std::to_string(c) + "].pagesPerBlock must be > 0");
+  require(d.pageWidth > 0, "pageWidth must be > 0");
+  const std::string hd = std::to_string(d.headDim);
+  // Per class and slot: the [offset, offset + kDim + vDim) regions of its owners.
+  std::vector<std::vector<std::vector<std::pair<int, int>>>> regions(d.classes.size());
+  for (size_t c = 0; c < d.classes.size(); ++c) regions[c].resize(d.classes[c].pagesPerBlock);
   for (int i = 0; i < d.numLayers; ++i) {
     const auto& l = d.layers[i];
     require(l.kvSource >= 0 && l.kvSource <= i, layerField(i, "kvSource") + " must be in [0, " +
@@ -46,34 +48,57 @@ void validateModelDesc(const ModelDesc& d) {
             layerField(i, "kvClass/slot") + " must equal its source's");
     require(l.slot >= 0 && l.slot < d.classes[l.kvClass].pagesPerBlock,
             layerField(i, "slot") + " out of range");
-    if (l.kvSource == i) owners[l.kvClass]++;
+    require(l.kDim >= 1 && l.kDim <= d.headDim,
+            layerField(i, "kDim") + " " + std::to_string(l.kDim) + " must be in [1, headDim=" + hd + "]");
+    require(l.vDim >= 1 && l.vDim <= d.headDim,
+            layerField(i, "vDim") + " " + std::to_string(l.vDim) + " must be in [1, headDim=" + hd + "]");
+    require(l.lowRankKeys || l.kDim == d.headDim,
+            layerField(i, "kDim") + " " + std::to_string(l.kDim) +
+                ": keys narrower than headDim=" + hd + " must be low-rank keys (lowRankKeys)");
+    require(!(l.lowRankKeys && d.qkNorm),
+            layerField(i, "lowRankKeys") + ": low-rank keys cannot be used with q/k norms");
+    require(l.pageOffset >= 0 && l.pageOffset + l.kDim + l.vDim <= d.pageWidth,
+            layerField(i, "pageOffset") + " " + std::to_string(l.pageOffset) + " + kDim + vDim (" +
+                std::to_string(l.kDim + l.vDim) + ") must fit pageWidth " + std::to_string(d.pageWidth));
+    require(src.pageOffset == l.pageOffset && src.kDim == l.kDim && src.vDim == l.vDim &&
+                src.lowRankKeys == l.lowRankKeys,
+            layerField(i, "pageOffset/kDim/vDim/lowRankKeys") + " must equal its source's");
+    if (l.kvSource != i) continue;
+    auto& slot = regions[l.kvClass][l.slot];
+    for (auto [from, to] : slot)
+      require(l.pageOffset >= to || l.pageOffset + l.kDim + l.vDim <= from,
+              layerField(i, "pageOffset") + " overlaps another owner's region of its page");
+    slot.emplace_back(l.pageOffset, l.pageOffset + l.kDim + l.vDim);
   }
   for (size_t c = 0; c < d.classes.size(); ++c)
-    require(owners[c] == d.classes[c].pagesPerBlock,
-            "classes[" + std::to_string(c) + "].pagesPerBlock must equal its number of owners");
+    for (size_t s = 0; s < regions[c].size(); ++s)
+      require(!regions[c][s].empty(), "classes[" + std::to_string(c) + "]: no owner uses page " +
+                                          std::to_string(s) + " of its blocks (pagesPerBlock too large)");
 }
 
 std::vector<WeightShape> expectedWeights(const ModelDesc& d) {
   const int64_t H = d.hiddenSize, I = d.intermediateSize, qDim = int64_t(d.numHeads) * d.headDim;
-  const int64_t kvDim = int64_t(d.numKvHeads) * d.headDim;
   std::vector<WeightShape> w{{"embed", {d.vocabSize, H}}};
   for (int i = 0; i < d.numLayers; ++i) {
     const std::string p = "layers." + std::to_string(i) + ".";
-    const bool owner = d.layers[i].kvSource == i;
+    const LayerDesc& l = d.layers[i];
+    const bool owner = l.kvSource == i;
+    const int64_t kDim = int64_t(d.numKvHeads) * l.kDim, vDim = int64_t(d.numKvHeads) * l.vDim;
     w.push_back({p + "attn_norm", {H}});
     w.push_back({p + "q_proj", {qDim, H}});
     if (d.qkvBias) w.push_back({p + "q_bias", {qDim}});
     if (owner) {
-      w.push_back({p + "k_proj", {kvDim, H}});
-      w.push_back({p + "v_proj", {kvDim, H}});
+      w.push_back({p + "k_proj", {kDim, H}});
+      if (l.lowRankKeys) w.push_back({p + "k_up", {d.headDim, l.kDim}});
+      w.push_back({p + "v_proj", {vDim, H}});
       if (d.qkvBias) {
-        w.push_back({p + "k_bias", {kvDim}});
-        w.push_back({p + "v_bias", {kvDim}});
+        w.push_back({p + "k_bias", {kDim}});
+        w.push_back({p + "v_bias", {vDim}});
       }
       if (d.qkNorm) w.push_back({p + "k_norm", {d.headDim}});
     }
     if (d.qkNorm) w.push_back({p + "q_norm", {d.headDim}});
-    w.push_back({p + "o_proj", {H, qDim}});
+    w.push_back({p + "o_proj", {H, int64_t(d.numHeads) * l.vDim}});
     if (d.sandwichNorm) w.push_back({p + "post_attn_norm", {H}});
     w.push_back({p + "mlp_norm", {H}});
     w.push_back({p + "gate_proj", {I, H}});

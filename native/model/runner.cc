@@ -9,6 +9,7 @@ namespace mixattn {
 
 struct ModelRunner::LayerWeights {
   const Weight *attnNorm, *qProj, *qBias, *kProj, *kBias, *vProj, *vBias, *qNorm, *kNorm;
+  const Weight* kUp;  // the key basis of an owner with low-rank keys (always f32)
   const Weight *oProj, *postAttnNorm, *mlpNorm, *gateProj, *upProj, *downProj, *postMlpNorm;
 };
 
@@ -22,6 +23,9 @@ int64_t numel(const std::vector<int64_t>& s) {
   int64_t n = 1;
   for (auto d : s) n *= d;
   return n;
+}
+bool isKeyBasis(const std::string& name) {
+  return name.size() > 5 && name.compare(name.size() - 5, 5, ".k_up") == 0;
 }
 }  // namespace
 
@@ -51,6 +55,19 @@ void ModelRunner::setWeight(const std::string& name, DType dtype,
     throw Error("weight '" + name + "' has " + std::to_string(bytes) + " bytes, expected " +
                 std::to_string(want) + " for " + dtypeName(dtype) + " " + shapeString(shape));
   if (weights_.count(name)) throw Error("weight '" + name + "' was given twice");
+  // Key bases are read by attentionLowRankKeys as fp32 (KeyBasis): widened here once.
+  std::vector<float> widened;
+  if (isKeyBasis(name) && dtype == DType::BF16) {
+    const uint16_t* bits = static_cast<const uint16_t*>(data);
+    widened.resize(size_t(numel(shape)));
+    for (size_t i = 0; i < widened.size(); ++i) {
+      const uint32_t u = uint32_t(bits[i]) << 16;
+      std::memcpy(&widened[i], &u, sizeof u);
+    }
+    data = widened.data();
+    bytes = widened.size() * sizeof(float);
+    dtype = DType::F32;
+  }
   void* dev = backend_->alloc(bytes, name.c_str());
   try {
     backend_->upload(dev, data, bytes);
@@ -87,23 +104,21 @@ void ModelRunner::bindLayerWeights() {
     layerWeights_[i] = LayerWeights{f("attn_norm"), f("q_proj"),   f("q_bias"),
                                     f("k_proj"),    f("k_bias"),   f("v_proj"),
                                     f("v_bias"),    f("q_norm"),   f("k_norm"),
-                                    f("o_proj"),    f("post_attn_norm"), f("mlp_norm"),
+                                    f("k_up"),      f("o_proj"),    f("post_attn_norm"), f("mlp_norm"),
                                     f("gate_proj"), f("up_proj"),  f("down_proj"),
                                     f("post_mlp_norm")};
   }
 }
 
 size_t ModelRunner::pageBytes() const {
-  // All classes share one page size (uniform widths until low-rank classes arrive).
-  const auto& c = desc_.classes.front();
-  return size_t(blockSize_) * desc_.numKvHeads * (c.kDim + c.vDim) * dtypeSize(kvType_);
+  // One page size for every class; low-rank owners share pages (LayerDesc::pageOffset).
+  return size_t(blockSize_) * desc_.numKvHeads * desc_.pageWidth * dtypeSize(kvType_);
 }
 
 void ModelRunner::allocateKv(int numPages, DType dtype, int blockSize) {
   if (numPages <= 0) throw Error("allocateKv: numPages must be > 0");
   if (blockSize <= 0) throw Error("allocateKv: blockSize must be > 0");
-  const size_t page =
-      size_t(blockSize) * desc_.numKvHeads * 2 * desc_.headDim * dtypeSize(dtype);
+  const size_t page = size_t(blockSize) * desc_.numKvHeads * desc_.pageWidth * dtypeSize(dtype);
   // One page more than asked: the page that padded rows of bucketed decode steps write and
   // read (see step()); the caller's page ids stay in [0, numPages).
   void* arena = backend_->alloc(page * size_t(numPages + 1), "KV cache");
@@ -404,14 +419,17 @@ void ModelRunner::run(const StepInput& in, DecodeGraph* g, GraphUse use) {
     const LayerDesc& l = d.layers[layer];
     const KvClassDesc& c = d.classes[l.kvClass];
     PagedKv kv;
-    kv.arena = arena_;
+    // The layer's region of each page starts pageOffset x blockSize x numKvHeads elements in,
+    // so its page p is at arena + p * pageBytes as the ops index it.
+    kv.arena = static_cast<char*>(arena_) +
+               size_t(l.pageOffset) * blockSize_ * d.numKvHeads * dtypeSize(kvType_);
     kv.dtype = kvType_;
     kv.pageBytes = pageBytes();
     kv.numPages = numPages_ + (g ? 1 : 0);  // padded rows use the spare page
     kv.blockSize = blockSize_;
     kv.numKvHeads = d.numKvHeads;
-    kv.kDim = c.kDim;
-    kv.vDim = c.vDim;
+    kv.kDim = l.kDim;
+    kv.vDim = l.vDim;
     kv.blockTables = md + oTables[l.kvClass];
     kv.tableStride = in.tableStrides[l.kvClass];
     kv.pagesPerBlock = c.pagesPerBlock;
@@ -420,7 +438,7 @@ void ModelRunner::run(const StepInput& in, DecodeGraph* g, GraphUse use) {
   };
 
   const int H = d.hiddenSize, I = d.intermediateSize, hd = d.headDim;
-  const int qDim = d.numHeads * hd, kvDim = d.numKvHeads * hd;
+  const int qDim = d.numHeads * hd;
   // Ends a capture that an op's exception interrupts.
   struct CaptureGuard {
     Backend* be = nullptr;
@@ -443,28 +461,62 @@ void ModelRunner::run(const StepInput& in, DecodeGraph* g, GraphUse use) {
     const LayerWeights& w = layerWeights_[i];
     const LayerDesc& l = d.layers[i];
     const RopeParams& rope = l.localRope ? d.ropeLocal : d.rope;
+    const LayerDesc& src = d.layers[l.kvSource];
     if (capture_) captureAttentionInput(i, T);
 
-    be.matmul(q_, h_, w.qProj->data, w.qProj->dtype, bias(w.qBias), T, qDim, H);
+    const bool owner = l.kvSource == i;
+    const int kDim = d.numKvHeads * l.kDim, vDim = d.numKvHeads * l.vDim;  // low-rank: narrower
+    // q, k and v from one input: one launch where the backend can fuse them (same dtype).
+    Backend::MatmulOut proj[3] = {{q_, w.qProj->data, bias(w.qBias), qDim}};
+    int nProj = 1;
+    if (owner) {
+      proj[nProj++] = {k_, w.kProj->data, bias(w.kBias), kDim};
+      proj[nProj++] = {v_, w.vProj->data, bias(w.vBias), vDim};
+    }
+    if (!owner || (w.kProj->dtype == w.qProj->dtype && w.vProj->dtype == w.qProj->dtype)) {
+      be.matmulShared(h_, w.qProj->dtype, T, H, proj, nProj);
+    } else {
+      be.matmul(q_, h_, w.qProj->data, w.qProj->dtype, bias(w.qBias), T, qDim, H);
+      be.matmul(k_, h_, w.kProj->data, w.kProj->dtype, bias(w.kBias), T, kDim, H);
+      be.matmul(v_, h_, w.vProj->data, w.vProj->dtype, bias(w.vBias), T, vDim, H);
+    }
     if (d.qkNorm) be.rmsnorm(q_, q_, w.qNorm->data, w.qNorm->dtype, T * d.numHeads, hd, d.rmsNormEps);
     be.rope(q_, batch.positions, T, d.numHeads, hd, rope);
-    if (l.kvSource == i) {
-      be.matmul(k_, h_, w.kProj->data, w.kProj->dtype, bias(w.kBias), T, kvDim, H);
-      be.matmul(v_, h_, w.vProj->data, w.vProj->dtype, bias(w.vBias), T, kvDim, H);
+    if (owner) {
       if (d.qkNorm)
         be.rmsnorm(k_, k_, w.kNorm->data, w.kNorm->dtype, T * d.numKvHeads, hd, d.rmsNormEps);
-      be.ropeAppendKv(pagedKv(i), batch, k_, v_, rope);
+      // Low-rank keys are cached pre-RoPE: attention rotates them at their positions.
+      if (l.lowRankKeys)
+        be.appendKv(pagedKv(i), batch, k_, v_);
+      else
+        be.ropeAppendKv(pagedKv(i), batch, k_, v_, rope);
     }
-    be.attention(attn_, q_, pagedKv(l.kvSource), batch, d.numHeads, l.window, d.attnScale,
-                 d.attnSoftcap);
-    be.matmul(o_, attn_, w.oProj->data, w.oProj->dtype, nullptr, T, H, qDim);
+    if (src.lowRankKeys) {
+      // The source's basis and RoPE: the keys are the ones the source would have rotated.
+      KeyBasis keys;
+      keys.basis = static_cast<const float*>(layerWeights_[l.kvSource].kUp->data);
+      keys.headDim = hd;
+      keys.rope = src.localRope ? d.ropeLocal : d.rope;
+      be.attentionLowRankKeys(attn_, q_, pagedKv(l.kvSource), batch, d.numHeads, l.window,
+                              d.attnScale, d.attnSoftcap, keys);
+    } else {
+      be.attention(attn_, q_, pagedKv(l.kvSource), batch, d.numHeads, l.window, d.attnScale,
+                   d.attnSoftcap);
+    }
+    // Each head's output is vDim wide (values at rank stay so until W_o).
+    be.matmul(o_, attn_, w.oProj->data, w.oProj->dtype, nullptr, T, H, d.numHeads * l.vDim);
     if (d.sandwichNorm)
       be.rmsnorm(o_, o_, w.postAttnNorm->data, w.postAttnNorm->dtype, T, H, d.rmsNormEps);
     be.addRmsnorm(h_, x_, o_, w.mlpNorm->data, w.mlpNorm->dtype, T, H, d.rmsNormEps);
 
-    be.matmul(gate_, h_, w.gateProj->data, w.gateProj->dtype, nullptr, T, I, H);
-    be.matmul(up_, h_, w.upProj->data, w.upProj->dtype, nullptr, T, I, H);
-    be.gatedActivation(gate_, gate_, up_, T, I, d.activation);
+    if (w.gateProj->dtype == w.upProj->dtype) {
+      be.gatedMatmul(gate_, up_, h_, w.gateProj->data, w.upProj->data, w.gateProj->dtype, T, I, H,
+                     d.activation);
+    } else {
+      be.matmul(gate_, h_, w.gateProj->data, w.gateProj->dtype, nullptr, T, I, H);
+      be.matmul(up_, h_, w.upProj->data, w.upProj->dtype, nullptr, T, I, H);
+      be.gatedActivation(gate_, gate_, up_, T, I, d.activation);
+    }
     be.matmul(o_, gate_, w.downProj->data, w.downProj->dtype, nullptr, T, H, I);
     if (d.sandwichNorm)
       be.rmsnorm(o_, o_, w.postMlpNorm->data, w.postMlpNorm->dtype, T, H, d.rmsNormEps);

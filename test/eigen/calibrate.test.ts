@@ -43,6 +43,14 @@ async function readTensors(dir: string): Promise<{ values: Map<string, Float32Ar
   }
 }
 
+/** Logits of every position of `tokens` from the engine running a model directory (CPU). */
+async function engineLogits(dir: string, tokens: readonly number[]): Promise<Float64Array[]> {
+  await using engine = await loadEngine(dir, { threads: 2, kvPages: 64 });
+  const V = engine.config.vocabSize;
+  const [l] = await engine.step([{ seq: engine.addSequence(), tokens, logits: 'all' }]);
+  return Array.from({ length: tokens.length }, (_, p) => Float64Array.from(l.subarray(p * V, (p + 1) * V)));
+}
+
 const json = (path: string) => JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
 
 /**
@@ -68,24 +76,20 @@ const heldOutErrors = async (original: string, written: string, c: ModelConfig, 
   writtenErrors(original, written, c, plan, ranks, [(await Tokenizer.fromDir(original)).encode(heldOut).slice(0, 80)]);
 
 describe('calibrate', () => {
-  it('budget 0: every rank stays full and the written model is the original', async () => {
+  it('a budget of ~0: every rank stays full and the written model is the original', async () => {
     const model = writeTestModel(t.dir('plain'), cfg, testWeights(cfg, standard));
     const out = t.dir('plain-eigen');
-    const report = await calibrate({ model, data, out, samples: 4, seqLen: 48, errorBudget: 0, backend: 'cpu', threads: 2 });
+    // The smallest budget config.json can hold (error_budget > 0): no rank below full fits.
+    const report = await calibrate({ model, data, out, samples: 4, seqLen: 48, errorBudget: 1e-12, backend: 'cpu', threads: 2 });
     expect(report.layers.map((l) => [l.k_rank, l.v_rank])).toEqual(Array(4).fill([d, d]));
     expect(report.layers.every((l) => l.error === 0)).toBe(true);
-    expect((json(join(out, 'config.json')).eigen_attention)).toEqual({ k_ranks: [d, d, d, d], v_ranks: [d, d, d, d], error_budget: 0 });
+    expect((json(join(out, 'config.json')).eigen_attention)).toEqual({ k_ranks: [d, d, d, d], v_ranks: [d, d, d, d], error_budget: 1e-12 });
     const { info } = await readTensors(out);
     expect([...info.keys()].some((n) => n.includes('k_up'))).toBe(false);
 
     // The engine runs it and gives the original's logits; so does the float64 format reference.
     const tokens = (await Tokenizer.fromDir(model)).encode(heldOut).slice(0, 40);
-    const logitsOf = async (dir: string) => {
-      await using engine = await loadEngine(dir, { threads: 2, kvPages: 16 });
-      const seq = engine.addSequence();
-      const [l] = await engine.step([{ seq, tokens, logits: 'all' }]);
-      return Array.from({ length: tokens.length }, (_, p) => Float64Array.from(l.subarray(p * cfg.vocabSize, (p + 1) * cfg.vocabSize)));
-    };
+    const logitsOf = (dir: string) => engineLogits(dir, tokens);
     expect(relDiff(await logitsOf(out), await logitsOf(model))).toBeLessThan(1e-4);
     const full = Array(4).fill(d);
     const ref = eigenForward64(cfg, standard, (await readTensors(model)).values, tokens, { kRanks: full, vRanks: full });
@@ -136,6 +140,13 @@ describe('calibrate', () => {
       }
     });
 
+    it('the low-rank runtime serves the written model as the format says', async () => {
+      const tokens = (await Tokenizer.fromDir(model)).encode(heldOut).slice(0, 60);
+      const ranks = { kRanks: report.layers.map((l) => l.k_rank), vRanks: report.layers.map((l) => l.v_rank) };
+      const ref = eigenForward64(cfg, standard, (await readTensors(out)).values, tokens, ranks);
+      expect(relDiff(await engineLogits(out, tokens), ref)).toBeLessThan(1e-4);
+    });
+
     it('stays within the budget on held-out tokens', async () => {
       const errs = await heldOutErrors(model, out, cfg, standard, { k: report.layers.map((l) => l.k_rank), v: report.layers.map((l) => l.v_rank) });
       for (const e of errs) {
@@ -176,6 +187,10 @@ describe('calibrate', () => {
     const errs = await heldOutErrors(model, out, qcfg, plan, { k: ranks.k_ranks, v: ranks.v_ranks });
     for (const e of errs) expect(e).toBeLessThanOrEqual(0.025);
     for (const l of report.layers) expect(l.error).toBeLessThanOrEqual(0.025);
+    // Served by the low-rank runtime as the format says, readers included.
+    const tokens = (await Tokenizer.fromDir(model)).encode(heldOut).slice(0, 60);
+    const ref = eigenForward64(qcfg, plan, (await readTensors(out)).values, tokens, { kRanks: ranks.k_ranks, vRanks: ranks.v_ranks });
+    expect(relDiff(await engineLogits(out, tokens), ref)).toBeLessThan(1e-4);
   });
 
   it('samples are deterministic, spread over the text, BOS first', async () => {

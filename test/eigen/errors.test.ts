@@ -92,7 +92,8 @@ describe('mixattn calibrate', () => {
     const bare = writeTestModel(t.dir('bare'), cfg, testWeights(cfg, presetPlan('standard', 2)));
     rmSync(join(bare, 'tokenizer.json'));
     await expect(calibrate({ model: bare, data, out: t.dir('never'), backend: 'cpu', seqLen: 32 })).rejects.toThrow(/bare: has no tokenizer\.json/);
-    await expect(calibrate({ model, data, out: t.dir('never'), errorBudget: 1 })).rejects.toThrow(/error budget must be in \[0, 1\), got 1/);
+    await expect(calibrate({ model, data, out: t.dir('never'), errorBudget: 1 })).rejects.toThrow(/error budget must be in \(0, 1\), got 1/);
+    await expect(calibrate({ model, data, out: t.dir('never'), errorBudget: 0 })).rejects.toThrow(/error budget must be in \(0, 1\), got 0/);
     expect(existsSync(t.dir('never'))).toBe(false);
   });
 

@@ -24,7 +24,8 @@ describe.skipIf(!cudaAvailable)(`CUDA ops vs CPU twins (${TWIN}, seed ${SEED})`,
 
   for (const t of WTYPES) {
     it(`rmsnorm and addRmsnorm, ${t} weights, wide and odd rows`, () => {
-      for (const [rows, dim] of [[64, 1024], [13, 30], [5, 4096]]) {
+      // dim >= 512, a multiple of 8 and <= 16384 takes the block-per-row kernel; the rest one warp per row.
+      for (const [rows, dim] of [[64, 1024], [13, 30], [5, 4096], [1, 2048], [2, 520], [3, 16384], [1, 16392], [4, 500]]) {
         const w = weight(randn(rng, dim, 0.1, 1), t);
         const x = randn(rng, rows * dim);
         const [g1, c1] = twin('rmsnorm', { x, w, wType: t, rows, dim, eps: 1e-5 });
@@ -38,7 +39,8 @@ describe.skipIf(!cudaAvailable)(`CUDA ops vs CPU twins (${TWIN}, seed ${SEED})`,
     });
 
     it(`matmul, ${t} weights, with and without bias, decode and prefill shapes`, () => {
-      for (const [M, N, K] of [[1, 512, 256], [7, 96, 40], [64, 384, 512], [200, 30, 24]]) {
+      // M <= 8 with K % 8 == 0 takes the skinny GEMM (gemv.cu) for bf16 weights; the rest cuBLASLt.
+      for (const [M, N, K] of [[1, 512, 256], [7, 96, 40], [3, 1000, 2048], [8, 515, 1032], [5, 64, 36], [64, 384, 512], [200, 30, 24]]) {
         const x = randn(rng, M * K);
         const w = randn(rng, N * K, 1 / Math.sqrt(K));
         const bias = randn(rng, N, 0.1);
@@ -50,7 +52,7 @@ describe.skipIf(!cudaAvailable)(`CUDA ops vs CPU twins (${TWIN}, seed ${SEED})`,
     });
 
     it(`logits (fp32 out), ${t} head, with and without a soft-cap`, () => {
-      for (const [M, V, K] of [[1, 1000, 256], [9, 301, 64]]) {
+      for (const [M, V, K] of [[1, 1000, 256], [8, 4099, 512], [9, 301, 64]]) {
         const x = randn(rng, M * K);
         const w = weight(randn(rng, V * K, 1 / Math.sqrt(K)), t);
         for (const softcap of [0, 3]) {
@@ -101,6 +103,36 @@ describe.skipIf(!cudaAvailable)(`CUDA ops vs CPU twins (${TWIN}, seed ${SEED})`,
     const [gpu, cpu] = twin('gatherRows', { x, index, dim });
     expect(relErr(gpu.out, cpu.out)).toBe(0);
   });
+
+  for (const t of WTYPES) {
+    it(`matmulShared (q, k, v from one input), ${t} weights, decode and prefill shapes`, () => {
+      for (const [M, K] of [[1, 256], [6, 520], [8, 64], [33, 128]]) {
+        const x = randn(rng, M * K);
+        const ws = [300, 64, 72].map((N, j) => ({
+          N,
+          w: weight(randn(rng, N * K, 1 / Math.sqrt(K)), t),
+          bias: j === 1 ? null : weight(randn(rng, N, 0.1), t),
+        }));
+        const [gpu, cpu] = twin('matmulShared', { x, M, K, wType: t, ws });
+        for (let j = 0; j < ws.length; j++)
+          expectWithin(`matmulShared ${t} M=${M} K=${K} job ${j}`, relErr(gpu.outs[j], cpu.outs[j]), bound('matmul'));
+      }
+    });
+
+    it(`gatedMatmul (gate, up and activation), ${t} weights, decode and prefill shapes`, () => {
+      for (const [M, I, K] of [[1, 700, 256], [8, 96, 1032], [5, 64, 36], [40, 128, 64]]) {
+        const x = randn(rng, M * K);
+        const wGate = weight(randn(rng, I * K, 2 / Math.sqrt(K)), t);
+        const wUp = weight(randn(rng, I * K, 1 / Math.sqrt(K)), t);
+        for (const act of ['silu', 'gelu_tanh']) {
+          const [gpu, cpu] = twin('gatedMatmul', { x, wGate, wUp, wType: t, M, I, K, act });
+          // Two GEMMs and the activation: their bounds add (the fused kernel rounds once, less).
+          const b = bound('matmul') + bound(act === 'silu' ? 'gated_silu' : 'gated_gelu');
+          expectWithin(`gatedMatmul ${t} ${M}x${I}x${K} ${act}`, relErr(gpu.out, cpu.out), b);
+        }
+      }
+    });
+  }
 
   it('gatedActivation: SwiGLU and GeGLU', () => {
     const T = 33, I = 1000;

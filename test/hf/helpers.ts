@@ -29,6 +29,7 @@ const LAYER_NAMES: Record<string, string> = {
   v_bias: 'self_attn.v_proj.bias',
   q_norm: 'self_attn.q_norm.weight',
   k_norm: 'self_attn.k_norm.weight',
+  k_up: 'self_attn.k_up.weight',
   gate_proj: 'mlp.gate_proj.weight',
   up_proj: 'mlp.up_proj.weight',
   down_proj: 'mlp.down_proj.weight',

@@ -8,6 +8,7 @@ import { kvLayout, type KvLayout } from '../../lib/kv/layout.js';
 import { maxConcurrentSequences, pagesInBudget, pagesPerSequence } from '../../lib/kv/memory-model.js';
 import { growInLockstep } from '../../lib/kv/report.js';
 import { presetPlan } from '../../lib/plan/presets.js';
+import { withKvRank } from '../../lib/plan/ranks.js';
 import { eigenMix, maPairs22 } from './helpers.js';
 
 const W = 40;
@@ -19,6 +20,9 @@ const plans = [
   presetPlan('cla2', 7),
   maPairs22(W),
   eigenMix(),
+  // low-rank owners of mixed widths packed into shared pages
+  withKvRank(presetPlan('standard', 8), (o) => [undefined, { k: 8, v: 24 }, { k: 16, v: 16 }, { k: 5, v: 3 }][o % 4], 'standard-low-rank'),
+  withKvRank(presetPlan('ma-pairs', 13, { window: W }), (o) => (o % 3 === 0 ? { k: 32, v: 16 } : { k: 8, v: 8 }), 'ma-pairs-low-rank'),
 ];
 
 /** Grows `count` sequences in lockstep to n with reserve(); throws when the pool runs out. */

@@ -2,6 +2,7 @@
 import { llamaConfig, type ModelConfig } from '../../lib/model/config.js';
 import type { LayerPlan, LayerSpec } from '../../lib/plan/types.js';
 import { randomWeights, weightMap } from '../../lib/model/random-weights.js';
+import { referenceForward, type Weights } from './transformer64.js';
 
 export const g = (src: number): LayerSpec => ({ attention: { kind: 'global' }, kvSource: src });
 export const sw = (window: number, src: number): LayerSpec => ({ attention: { kind: 'sliding', window }, kvSource: src });
@@ -38,3 +39,17 @@ export function relDiff(a: readonly Float64Array[], b: readonly Float64Array[]):
 
 export const tokensOf = (n: number, vocab: number, salt = 0): number[] =>
   Array.from({ length: n }, (_, i) => (i * 17 + 5 + salt * 7) % vocab);
+
+/** Greedy continuation by the float64 reference: n tokens, each the argmax (lowest index on ties) after the tokens so far. */
+export function referenceGreedy(cfg: ModelConfig, p: LayerPlan, w: Weights, prompt: readonly number[], n: number): number[] {
+  const tokens = [...prompt];
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const logits = referenceForward(cfg, p, w, tokens).at(-1)!;
+    let best = 0;
+    for (let t = 1; t < logits.length; t++) if (logits[t] > logits[best]) best = t;
+    out.push(best);
+    tokens.push(best);
+  }
+  return out;
+}

@@ -4,6 +4,12 @@
  * keeps its K/V (keys after RoPE) for all positions; a reader uses its source's K/V as they are.
  * The forward definition is the one the native engine implements (see the task brief / DESIGN.md
  * section 2); weights use the canonical names of lib/model/weights.ts ([out, in], y = x·Wᵀ).
+ *
+ * Low-rank K/V (Eigen Attention), from its definition: an owner with kvRank {k, v} projects
+ * each KV head to k coefficients c and v values; when it has a key basis `k_up` U
+ * ([headDim, k]), its key is U·c, rotated at the key's position with the owner's RoPE (without
+ * a basis, k must be headDim and c is the key). Each head's attention output is v wide and
+ * o_proj takes numHeads × v of them.
  */
 import type { ModelConfig } from '../../lib/model/config.js';
 import type { LayerPlan } from '../../lib/plan/types.js';
@@ -130,7 +136,6 @@ export function referenceForward(
   if (plan.layers.length !== cfg.numLayers) throw new Error('reference: plan and config disagree on the layer count');
   if (nH % nKv !== 0) throw new Error('reference: numHeads must be a multiple of numKvHeads');
   const group = nH / nKv;
-  if (plan.layers.some((L) => L.kvRank)) throw new Error('kvRank not supported by the reference yet');
   const lw = (i: number, what: string, len: number): Arr => get(weights, `layers.${i}.${what}`, len);
 
   const embed = get(weights, 'embed', cfg.vocabSize * H);
@@ -141,7 +146,7 @@ export function referenceForward(
     return e;
   });
 
-  const caches: ({ k: Vec[][]; v: Vec[][] } | undefined)[] = [];
+  const caches: ({ k: Vec[][]; v: Vec[][]; vDim: number } | undefined)[] = [];
   for (let i = 0; i < cfg.numLayers; i++) {
     const L = plan.layers[i];
     const s = L.kvSource;
@@ -160,19 +165,32 @@ export function referenceForward(
     );
 
     if (s === i) {
-      const kW = lw(i, 'k_proj', nKv * D * H);
-      const vW = lw(i, 'v_proj', nKv * D * H);
-      const kB = cfg.qkvBias ? lw(i, 'k_bias', nKv * D) : undefined;
-      const vB = cfg.qkvBias ? lw(i, 'v_bias', nKv * D) : undefined;
+      const kr = L.kvRank?.k ?? D;
+      const vr = L.kvRank?.v ?? D;
+      const kW = lw(i, 'k_proj', nKv * kr * H);
+      const vW = lw(i, 'v_proj', nKv * vr * H);
+      const kB = cfg.qkvBias ? lw(i, 'k_bias', nKv * kr) : undefined;
+      const vB = cfg.qkvBias ? lw(i, 'v_bias', nKv * vr) : undefined;
       const kNorm = cfg.qkNorm ? lw(i, 'k_norm', D) : new Float64Array(0);
+      const basis = weights.has(`layers.${i}.k_up`) ? lw(i, 'k_up', D * kr) : undefined;
+      if (!basis && kr !== D) throw new Error(`reference: layer ${i} has kvRank.k ${kr} < ${D} but no k_up`);
+      if (basis && cfg.qkNorm) throw new Error(`reference: layer ${i}: a key basis with q/k norms is undefined`);
+      // The full pre-RoPE key of one KV head from its coefficients: U·c.
+      const expand = (c: Vec): Vec => {
+        if (!basis) return c;
+        const key = new Float64Array(D);
+        for (let a = 0; a < D; a++) for (let j = 0; j < kr; j++) key[a] += basis[a * kr + j] * c[j];
+        return key;
+      };
       caches[i] = {
         k: h.map((hp, p) =>
-          heads(linear(hp, kW, nKv * D, kB), nKv, D).map((kh) => rope(headNorm(kh, kNorm), p, invFreq)),
+          heads(linear(hp, kW, nKv * kr, kB), nKv, kr).map((kh) => rope(headNorm(expand(kh), kNorm), p, invFreq)),
         ),
-        v: h.map((hp) => heads(linear(hp, vW, nKv * D, vB), nKv, D)),
+        v: h.map((hp) => heads(linear(hp, vW, nKv * vr, vB), nKv, vr)),
+        vDim: vr,
       };
     }
-    const { k, v } = caches[s]!;
+    const { k, v, vDim } = caches[s]!;
 
     const window = L.attention.kind === 'sliding' ? L.attention.window : Infinity;
     const attn: Vec[][] = [];
@@ -193,10 +211,10 @@ export function referenceForward(
         for (const sc of scores) m = Math.max(m, sc);
         const e = scores.map((sc) => Math.exp(sc - m));
         const z = e.reduce((a, b) => a + b, 0);
-        const a = new Float64Array(D);
+        const a = new Float64Array(vDim);
         for (let j = lo; j <= p; j++) {
           const wgt = e[j - lo] / z;
-          for (let c = 0; c < D; c++) a[c] += wgt * v[j][g][c];
+          for (let c = 0; c < vDim; c++) a[c] += wgt * v[j][g][c];
         }
         outHeads.push(a);
       }
@@ -204,10 +222,10 @@ export function referenceForward(
     }
     options.onLayer?.({ layer: i, q, k, v, attn });
 
-    const oW = lw(i, 'o_proj', H * nH * D);
+    const oW = lw(i, 'o_proj', H * nH * vDim);
     x = x.map((xp, p) => {
-      const cat = new Float64Array(nH * D);
-      attn[p].forEach((a, hq) => cat.set(a, hq * D));
+      const cat = new Float64Array(nH * vDim);
+      attn[p].forEach((a, hq) => cat.set(a, hq * vDim));
       let o = linear(cat, oW, H);
       if (cfg.sandwichNorm) o = rmsnorm(o, lw(i, 'post_attn_norm', H), eps);
       const y = new Float64Array(H);

@@ -1,0 +1,247 @@
+// Skinny GEMM for decode steps: D[M, N] = X[M, K] · W[N, K]ᵀ (+ bias) with M <= kGemvMaxRows,
+// bf16 X and W, fp32 accumulation, bf16 or fp32 D.
+//
+// Why not cuBLASLt here: at M = 1..8 the step is a pure weight read (2 bytes per weight, 2·M
+// FLOPs), and the tiles cuBLASLt's heuristic picks for such shapes leave most SMs idle
+// (N = 2048 with 128-wide tiles is 16 CTAs on 132 SMs). One warp per output column, reading
+// its weight row with 16-byte loads, keeps every SM streaming. X (at most 8 × K bf16) is
+// re-read from L1/L2 by every warp, which costs no DRAM traffic.
+#include <algorithm>
+#include <string>
+
+#include "cuda/common.cuh"
+#include "cuda/gemv.h"
+
+namespace mixattn {
+namespace cuda {
+
+namespace {
+
+constexpr int kWarpsPerBlock = 8;
+// 16-byte loads in flight per lane before the FMAs (memory-level parallelism).
+constexpr int kUnroll = 4;
+
+__device__ __forceinline__ void fma8(float& acc, const uint4& w, const uint4& x) {
+  const __nv_bfloat162* w2 = reinterpret_cast<const __nv_bfloat162*>(&w);
+  const __nv_bfloat162* x2 = reinterpret_cast<const __nv_bfloat162*>(&x);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const float2 a = __bfloat1622float2(w2[i]);
+    const float2 b = __bfloat1622float2(x2[i]);
+    acc = fmaf(a.x, b.x, acc);
+    acc = fmaf(a.y, b.y, acc);
+  }
+}
+
+// acc[m] = x[m, :] · wRow (whole warp; every lane ends with the full sums).
+template <int M>
+__device__ __forceinline__ void warpDot(float (&acc)[M], const bf16* __restrict__ wRowPtr,
+                                        const bf16* __restrict__ x, int K, int lane) {
+  const int kv = K >> 3;  // 16-byte vectors per row (K % 8 == 0 is the caller's contract)
+  const uint4* wRow = reinterpret_cast<const uint4*>(wRowPtr);
+  const uint4* xv = reinterpret_cast<const uint4*>(x);
+#pragma unroll
+  for (int m = 0; m < M; ++m) acc[m] = 0.f;
+  int i = lane;
+  for (; i + 32 * (kUnroll - 1) < kv; i += 32 * kUnroll) {
+    uint4 wr[kUnroll];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) wr[u] = __ldg(wRow + i + 32 * u);
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u)
+#pragma unroll
+      for (int m = 0; m < M; ++m) fma8(acc[m], wr[u], __ldg(xv + size_t(m) * kv + i + 32 * u));
+  }
+  for (; i < kv; i += 32) {
+    const uint4 wr = __ldg(wRow + i);
+#pragma unroll
+    for (int m = 0; m < M; ++m) fma8(acc[m], wr, __ldg(xv + size_t(m) * kv + i));
+  }
+#pragma unroll
+  for (int m = 0; m < M; ++m)
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) acc[m] += __shfl_xor_sync(0xffffffffu, acc[m], o);
+}
+
+// acc[lane] without local memory (a register array cannot be indexed by a runtime value).
+template <int M>
+__device__ __forceinline__ float pick(const float (&acc)[M], int lane) {
+  float v = 0.f;
+#pragma unroll
+  for (int m = 0; m < M; ++m)
+    if (m == lane) v = acc[m];
+  return v;
+}
+
+// Up to kGemvMaxJobs weights over one input, one launch: block b belongs to the job whose
+// range of blocks holds it (the q, k and v projections of a layer).
+constexpr int kGemvMaxJobs = 3;
+struct GemvJobs {
+  bf16* out[kGemvMaxJobs];
+  const bf16* w[kGemvMaxJobs];
+  const bf16* bias[kGemvMaxJobs];
+  int N[kGemvMaxJobs];
+  int firstBlock[kGemvMaxJobs + 1];
+  int count;
+};
+
+template <int M, typename OutT>
+__global__ void __launch_bounds__(kWarpsPerBlock * 32)
+    gemvKernel(OutT* __restrict__ d, const bf16* __restrict__ x, const bf16* __restrict__ w,
+               const bf16* __restrict__ bias, int N, int K) {
+  const int lane = threadIdx.x & 31;
+  const int n = blockIdx.x * kWarpsPerBlock + (threadIdx.x >> 5);
+  if (n >= N) return;
+  float acc[M];
+  warpDot<M>(acc, w + size_t(n) * K, x, K, lane);
+  if (lane < M) {
+    float v = pick<M>(acc, lane);
+    if (bias) v += __bfloat162float(bias[n]);
+    d[size_t(lane) * N + n] = fromF<OutT>(v);
+  }
+}
+
+template <int M>
+__global__ void __launch_bounds__(kWarpsPerBlock * 32)
+    gemvJobsKernel(GemvJobs jobs, const bf16* __restrict__ x, int K) {
+  // The job's fields picked by unrolled compares: a runtime index into the parameter arrays
+  // would copy the struct to local memory.
+  bf16* out = nullptr;
+  const bf16* w = nullptr;
+  const bf16* bias = nullptr;
+  int N = 0, first = 0;
+#pragma unroll
+  for (int j = 0; j < kGemvMaxJobs; ++j)
+    if (j < jobs.count && int(blockIdx.x) >= jobs.firstBlock[j]) {
+      out = jobs.out[j], w = jobs.w[j], bias = jobs.bias[j], N = jobs.N[j], first = jobs.firstBlock[j];
+    }
+  const int lane = threadIdx.x & 31;
+  const int n = (int(blockIdx.x) - first) * kWarpsPerBlock + (threadIdx.x >> 5);
+  if (n >= N) return;
+  float acc[M];
+  warpDot<M>(acc, w + size_t(n) * K, x, K, lane);
+  if (lane < M) {
+    float v = pick<M>(acc, lane);
+    if (bias) v += __bfloat162float(bias[n]);
+    out[size_t(lane) * N + n] = __float2bfloat16_rn(v);
+  }
+}
+
+// out[m, n] = act(x[m] · wGate[n]) * (x[m] · wUp[n]), both dot products by the same warp, the
+// activation on the fp32 sums (the unfused path rounds gate and up to bf16 first).
+template <int M, int kAct>
+__global__ void __launch_bounds__(kWarpsPerBlock * 32)
+    gatedGemvKernel(bf16* __restrict__ out, const bf16* __restrict__ x,
+                    const bf16* __restrict__ wGate, const bf16* __restrict__ wUp, int I, int K) {
+  const int lane = threadIdx.x & 31;
+  const int n = blockIdx.x * kWarpsPerBlock + (threadIdx.x >> 5);
+  if (n >= I) return;
+  float g[M], u[M];
+  warpDot<M>(g, wGate + size_t(n) * K, x, K, lane);
+  warpDot<M>(u, wUp + size_t(n) * K, x, K, lane);
+  if (lane < M) {
+    const float gv = pick<M>(g, lane), uv = pick<M>(u, lane);
+    out[size_t(lane) * I + n] = __float2bfloat16_rn(gatedAct<kAct>(gv) * uv);
+  }
+}
+
+#define MIXATTN_GEMV_ROWS(CASE) CASE(1) CASE(2) CASE(3) CASE(4) CASE(5) CASE(6) CASE(7) CASE(8)
+
+template <typename OutT>
+void launch(const Ctx& c, OutT* d, const bf16* x, const bf16* w, const bf16* bias, int M, int N,
+            int K) {
+  const dim3 grid((N + kWarpsPerBlock - 1) / kWarpsPerBlock), block(kWarpsPerBlock * 32);
+  switch (M) {
+#define MIXATTN_GEMV_CASE(m) \
+  case m: gemvKernel<m, OutT><<<grid, block, 0, c.stream>>>(d, x, w, bias, N, K); break;
+    MIXATTN_GEMV_ROWS(MIXATTN_GEMV_CASE)
+#undef MIXATTN_GEMV_CASE
+    default: throw Error("gemv: M must be 1.." + std::to_string(kGemvMaxRows));
+  }
+  checkLaunch("gemv");
+}
+
+void launchJobs(const Ctx& c, const GemvJobs& jobs, const bf16* x, int M, int K) {
+  const dim3 grid(jobs.firstBlock[jobs.count]), block(kWarpsPerBlock * 32);
+  switch (M) {
+#define MIXATTN_GEMV_CASE(m) \
+  case m: gemvJobsKernel<m><<<grid, block, 0, c.stream>>>(jobs, x, K); break;
+    MIXATTN_GEMV_ROWS(MIXATTN_GEMV_CASE)
+#undef MIXATTN_GEMV_CASE
+    default: throw Error("gemv: M must be 1.." + std::to_string(kGemvMaxRows));
+  }
+  checkLaunch("matmulShared (gemv)");
+}
+
+template <int kAct>
+void launchGated(const Ctx& c, bf16* out, const bf16* x, const bf16* wg, const bf16* wu, int M,
+                 int I, int K) {
+  const dim3 grid((I + kWarpsPerBlock - 1) / kWarpsPerBlock), block(kWarpsPerBlock * 32);
+  switch (M) {
+#define MIXATTN_GEMV_CASE(m) \
+  case m: gatedGemvKernel<m, kAct><<<grid, block, 0, c.stream>>>(out, x, wg, wu, I, K); break;
+    MIXATTN_GEMV_ROWS(MIXATTN_GEMV_CASE)
+#undef MIXATTN_GEMV_CASE
+    default: throw Error("gemv: M must be 1.." + std::to_string(kGemvMaxRows));
+  }
+  checkLaunch("gatedMatmul (gemv)");
+}
+
+}  // namespace
+
+bool gemvApplies(const void* x, const void* w, int M, int K) {
+  const auto aligned = [](const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; };
+  return M >= 1 && M <= kGemvMaxRows && K % 8 == 0 && aligned(x) && aligned(w);
+}
+
+void gemv(const Ctx& c, void* d, bool dF32, const void* x, const void* w, const void* bias, int M,
+          int N, int K) {
+  const bf16* xb = static_cast<const bf16*>(x);
+  const bf16* wb = static_cast<const bf16*>(w);
+  const bf16* bb = static_cast<const bf16*>(bias);
+  if (dF32)
+    launch(c, static_cast<float*>(d), xb, wb, bb, M, N, K);
+  else
+    launch(c, static_cast<bf16*>(d), xb, wb, bb, M, N, K);
+}
+
+}  // namespace cuda
+}  // namespace mixattn
+
+namespace mixattn {
+namespace cuda {
+
+void gemvShared(const Ctx& c, const void* x, int M, int K, const Backend::MatmulOut* outs,
+                int count) {
+  for (int j0 = 0; j0 < count; j0 += kGemvMaxJobs) {
+    GemvJobs jobs{};
+    jobs.count = std::min(kGemvMaxJobs, count - j0);
+    jobs.firstBlock[0] = 0;
+    for (int j = 0; j < jobs.count; ++j) {
+      const Backend::MatmulOut& o = outs[j0 + j];
+      jobs.out[j] = static_cast<bf16*>(o.out);
+      jobs.w[j] = static_cast<const bf16*>(o.w);
+      jobs.bias[j] = static_cast<const bf16*>(o.bias);
+      jobs.N[j] = o.N;
+      jobs.firstBlock[j + 1] = jobs.firstBlock[j] + (o.N + kWarpsPerBlock - 1) / kWarpsPerBlock;
+    }
+    if (jobs.firstBlock[jobs.count] > 0) launchJobs(c, jobs, static_cast<const bf16*>(x), M, K);
+  }
+}
+
+void gatedGemv(const Ctx& c, void* out, const void* x, const void* wGate, const void* wUp, int M,
+               int I, int K, Activation act) {
+  auto* o = static_cast<bf16*>(out);
+  auto* xb = static_cast<const bf16*>(x);
+  auto* g = static_cast<const bf16*>(wGate);
+  auto* u = static_cast<const bf16*>(wUp);
+  if (act == Activation::SiLU)
+    launchGated<int(Activation::SiLU)>(c, o, xb, g, u, M, I, K);
+  else if (act == Activation::GeluTanh)
+    launchGated<int(Activation::GeluTanh)>(c, o, xb, g, u, M, I, K);
+  else
+    throw Error("gatedMatmul: unknown activation " + std::to_string(int(act)));
+}
+
+}  // namespace cuda
+}  // namespace mixattn
