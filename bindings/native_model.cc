@@ -13,13 +13,16 @@ class ForwardWorker : public Napi::AsyncWorker {
  public:
   // argmax: resolve the logit rows' greedy token ids (Int32Array, computed on the device)
   // instead of their logits (Float32Array).
-  ForwardWorker(Napi::Env env, NativeModel* owner, ModelRunner* runner, StepInput input, bool argmax)
+  // capture: resolve { logits, attentionInputs } (ModelRunner::forwardCapture).
+  ForwardWorker(Napi::Env env, NativeModel* owner, ModelRunner* runner, StepInput input, bool argmax,
+                bool capture = false)
       : Napi::AsyncWorker(env, "mixattn.forward"),
         deferred_(Napi::Promise::Deferred::New(env)),
         owner_(owner),
         runner_(runner),
         input_(std::move(input)),
-        argmax_(argmax) {
+        argmax_(argmax),
+        capture_(capture) {
     owner_->Ref();  // keep the JS object (and its runner) alive while the step runs
   }
   Napi::Promise promise() { return deferred_.Promise(); }
@@ -29,6 +32,11 @@ class ForwardWorker : public Napi::AsyncWorker {
       if (argmax_) {
         ids_.resize(input_.logitRows.size());
         runner_->forwardArgmax(input_, ids_.data());
+      } else if (capture_) {
+        const ModelDesc& d = runner_->desc();
+        logits_.resize(input_.logitRows.size() * size_t(d.vocabSize));
+        attnInputs_.resize(size_t(d.numLayers) * input_.tokens.size() * size_t(d.hiddenSize));
+        runner_->forwardCapture(input_, logits_.data(), attnInputs_.data());
       } else {
         logits_.resize(input_.logitRows.size() * size_t(runner_->desc().vocabSize));
         runner_->forward(input_, logits_.data());
@@ -48,6 +56,16 @@ class ForwardWorker : public Napi::AsyncWorker {
     }
     auto out = Napi::Float32Array::New(env, logits_.size());
     std::copy(logits_.begin(), logits_.end(), out.Data());
+    if (capture_) {
+      auto attn = Napi::Float32Array::New(env, attnInputs_.size());
+      std::copy(attnInputs_.begin(), attnInputs_.end(), attn.Data());
+      Napi::Object result = Napi::Object::New(env);
+      result.Set("logits", out);
+      result.Set("attentionInputs", attn);
+      done();
+      deferred_.Resolve(result);
+      return;
+    }
     done();
     deferred_.Resolve(out);
   }
@@ -66,7 +84,9 @@ class ForwardWorker : public Napi::AsyncWorker {
   ModelRunner* runner_;
   StepInput input_;
   bool argmax_;
+  bool capture_;
   std::vector<float> logits_;
+  std::vector<float> attnInputs_;
   std::vector<int32_t> ids_;
 };
 
@@ -188,7 +208,16 @@ Napi::Value NativeModel::Forward(const Napi::CallbackInfo& info) {
     if (mode == "argmax") argmax = true;
     else if (mode != "logits") throw Napi::TypeError::New(env, "step.output must be 'logits' or 'argmax'");
   }
-  auto* worker = new ForwardWorker(env, this, &r, std::move(in), argmax);
+  // step.captureAttentionInputs: also resolve each layer's attention input (calibration).
+  bool capture = false;
+  if (o.Has("captureAttentionInputs") && !o.Get("captureAttentionInputs").IsUndefined()) {
+    if (!o.Get("captureAttentionInputs").IsBoolean())
+      throw Napi::TypeError::New(env, "step.captureAttentionInputs must be a boolean");
+    capture = o.Get("captureAttentionInputs").As<Napi::Boolean>().Value();
+    if (capture && argmax)
+      throw Napi::TypeError::New(env, "step.captureAttentionInputs needs output 'logits', not 'argmax'");
+  }
+  auto* worker = new ForwardWorker(env, this, &r, std::move(in), argmax, capture);
   busy_ = true;
   Napi::Promise promise = worker->promise();
   worker->Queue();

@@ -29,6 +29,9 @@ export * from './kv/index.js';
 export { readModelDir, loadEngine, ModelLoadError, progressBar, SUPPORTED_ARCHITECTURES, type ModelDir, type LoadEngineOptions, type GenerationDefaults } from './hf/index.js';
 export { Tokenizer, IncrementalDetokenizer, ChatTemplateError, TokenizerError, type IncrementalDetokenizerOptions } from './tokenizer/index.js';
 
+// Eigen Attention: calibrate a model directory into a low-rank K/V one (docs/eigen.md).
+export { calibrate, CalibrationError, type CalibrateOptions, type CalibrateBackend, type CalibrationReport, type LayerReport } from './eigen/index.js';
+
 // Serving: the continuous-batching scheduler and the OpenAI-compatible HTTP server.
 export * from './serve/index.js';
 export * from './server/index.js';

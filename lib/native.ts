@@ -73,6 +73,12 @@ export interface NativeStep {
    * greedy token ids (Backend::argmax on the device: only the ids cross to the host).
    */
   output?: 'logits' | 'argmax';
+  /**
+   * Also return every layer's attention input (the normalised hidden state that feeds its
+   * q/k/v projections): forward then resolves { logits, attentionInputs } with
+   * attentionInputs [numLayers][tokens][hidden] fp32 (Eigen Attention calibration).
+   */
+  captureAttentionInputs?: boolean;
 }
 
 export interface NativeModelHandle {
@@ -81,6 +87,7 @@ export interface NativeModelHandle {
   /** Returns the page size in bytes. */
   allocateKv(numPages: number, dtype: NativeDType, blockSize: number): number;
   forward(step: NativeStep & { output: 'argmax' }): Promise<Int32Array>;
+  forward(step: NativeStep & { output?: 'logits'; captureAttentionInputs: true }): Promise<{ logits: Float32Array; attentionInputs: Float32Array }>;
   forward(step: NativeStep & { output?: 'logits' }): Promise<Float32Array>;
   dispose(): void;
   info(): { disposed: boolean; backend?: string; weightBytes?: number; kvPages?: number; kvPageBytes?: number };
@@ -94,6 +101,11 @@ export interface BackendInfo {
 interface Addon {
   NativeModel: new (desc: NativeModelDesc, options: { backend: string; threads: number }) => NativeModelHandle;
   backendInfo(): BackendInfo;
+  /**
+   * Runs one backend op on host arrays (bindings/ops_binding.h): the kernels' twin tests, and
+   * Eigen Attention calibration's attention outputs (lib/eigen/ops.ts).
+   */
+  runOp(backend: string, op: string, args: Record<string, unknown>): Record<string, Float32Array>;
 }
 
 /** The package root: the first ancestor of this file that holds package.json. */

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-/** The `mixattn` command line: generate, chat, serve, inspect, demo, bench, eval. */
+/** The `mixattn` command line: generate, chat, serve, inspect, demo, bench, eval, calibrate. */
 import { runInspect, INSPECT_USAGE } from './inspect.js';
 import { runDemo, DEMO_USAGE } from './demo.js';
 import { runGenerate, GENERATE_USAGE } from './generate.js';
@@ -7,6 +7,7 @@ import { runChat, CHAT_USAGE } from './chat.js';
 import { runServe, SERVE_USAGE } from './serve.js';
 import { runBench, BENCH_USAGE } from './bench.js';
 import { runEval, EVAL_USAGE } from './eval.js';
+import { runCalibrate, CALIBRATE_USAGE } from './calibrate.js';
 
 const USAGE = `mixattn <command> [options]
 
@@ -18,6 +19,7 @@ Commands:
   inspect   KV memory of layer plans: bytes per token, at a context, max concurrent sequences
   bench     end-to-end greedy decode speed of a random 1B-class model (tokens/s, weight-read floor)
   eval      quality and cost of models through the engine: perplexity, retrieval, KV bytes, speed
+  calibrate make a low-rank K/V (Eigen Attention) model from a model directory and calibration text
 
 ${GENERATE_USAGE}
 
@@ -31,7 +33,9 @@ ${INSPECT_USAGE}
 
 ${BENCH_USAGE}
 
-${EVAL_USAGE}`;
+${EVAL_USAGE}
+
+${CALIBRATE_USAGE}`;
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -56,6 +60,9 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     case 'eval':
       await runEval(rest);
+      return 0;
+    case 'calibrate':
+      await runCalibrate(rest);
       return 0;
     case undefined:
     case 'help':

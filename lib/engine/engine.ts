@@ -10,7 +10,7 @@ import type { LayerPlan } from '../plan/types.js';
 import { validatePlan } from '../plan/validate.js';
 import { kvLayout, type KvLayout } from '../kv/layout.js';
 import { KvBlockManager } from '../kv/block-manager.js';
-import { loadAddon, type NativeDType, type NativeModelHandle } from '../native.js';
+import { loadAddon, type NativeDType, type NativeModelHandle, type NativeStep } from '../native.js';
 import { nativeModelDesc } from './native-desc.js';
 
 export type BackendName = 'cpu' | 'cuda';
@@ -167,15 +167,42 @@ export class Engine implements Disposable, AsyncDisposable {
     if (opts.output !== undefined && opts.output !== 'logits' && !argmaxOut) {
       throw new RangeError(`step: output must be 'logits' or 'argmax', got ${String(opts.output)}`);
     }
-    const native = this.handle('step');
-    if (this.running) throw new Error('step: another step is still running on this engine');
-    if (entries.length === 0) throw new RangeError('step: no entries');
+    if (argmaxOut) {
+      const { result, rowsPerEntry } = await this.forwardStep(entries, 'step', (native, step) => native.forward({ ...step, output: 'argmax' }));
+      return splitRows(result, rowsPerEntry, 1);
+    }
+    const { result, rowsPerEntry } = await this.forwardStep(entries, 'step', (native, step) => native.forward(step));
+    return splitRows(result, rowsPerEntry, this.config.vocabSize);
+  }
+
+  /**
+   * As step (the requested rows' logits), and every layer's attention input for the step's
+   * tokens — the normalised hidden state that feeds the layer's q/k/v projections — as
+   * attentionInputs [numLayers][tokens][hidden] fp32, the tokens in entry order (Eigen
+   * Attention calibration, lib/eigen).
+   */
+  async stepCapture(entries: readonly StepEntry[]): Promise<{ logits: Float32Array[]; attentionInputs: Float32Array }> {
+    const { result, rowsPerEntry } = await this.forwardStep(entries, 'stepCapture', (native, step) =>
+      native.forward({ ...step, captureAttentionInputs: true }),
+    );
+    return { logits: splitRows(result.logits, rowsPerEntry, this.config.vocabSize), attentionInputs: result.attentionInputs };
+  }
+
+  /** Checks and reserves a step's tokens, runs `forward` on the packed step, commits the tokens. */
+  private async forwardStep<R>(
+    entries: readonly StepEntry[],
+    method: string,
+    forward: (native: NativeModelHandle, step: Omit<NativeStep, 'output' | 'captureAttentionInputs'>) => Promise<R>,
+  ): Promise<{ result: R; rowsPerEntry: number[] }> {
+    const native = this.handle(method);
+    if (this.running) throw new Error(`${method}: another step is still running on this engine`);
+    if (entries.length === 0) throw new RangeError(`${method}: no entries`);
     const seen = new Set<number>();
     let numTokens = 0;
     for (const [i, e] of entries.entries()) {
-      if (seen.has(e.seq)) throw new RangeError(`step: entries[${i}] repeats sequence ${e.seq}`);
+      if (seen.has(e.seq)) throw new RangeError(`${method}: entries[${i}] repeats sequence ${e.seq}`);
       seen.add(e.seq);
-      if (e.tokens.length < 1) throw new RangeError(`step: entries[${i}].tokens is empty`);
+      if (e.tokens.length < 1) throw new RangeError(`${method}: entries[${i}].tokens is empty`);
       numTokens += e.tokens.length;
     }
     // All or nothing: a batch that does not fit changes no reservation.
@@ -204,35 +231,15 @@ export class Engine implements Disposable, AsyncDisposable {
     const { tables, tableStrides } = this.packTables(entries, pastLen, numNew);
 
     this.running = true;
-    const step = { tokens, numNew, pastLen, tables, tableStrides, logitRows: Int32Array.from(logitRows) };
-    let logits: Float32Array | undefined;
-    let ids: Int32Array | undefined;
+    let result: R;
     try {
-      if (argmaxOut) ids = await native.forward({ ...step, output: 'argmax' });
-      else logits = await native.forward(step);
+      result = await forward(native, { tokens, numNew, pastLen, tables, tableStrides, logitRows: Int32Array.from(logitRows) });
     } finally {
       this.running = false;
     }
     // The tokens let the block manager key the blocks they fill, for prefix caching.
     for (const e of entries) this.blocks.commit(e.seq, e.tokens.length, e.tokens);
-    if (ids) {
-      const outIds: Int32Array[] = [];
-      let r = 0;
-      for (const n of rowsPerEntry) {
-        outIds.push(ids.subarray(r, r + n));
-        r += n;
-      }
-      return outIds;
-    }
-    logits = logits!;
-    const V = this.config.vocabSize;
-    const out: Float32Array[] = [];
-    let r = 0;
-    for (const n of rowsPerEntry) {
-      out.push(logits.subarray(r * V, (r + n) * V));
-      r += n;
-    }
-    return out;
+    return { result, rowsPerEntry };
   }
 
   /** Copies each class's block-table rows for the batch into one strided Int32Array. */
@@ -330,4 +337,15 @@ class EngineBuild {
   abort(): void {
     this.native.dispose();
   }
+}
+
+/** One flat array of rows of `width` values → one view per entry holding its rows. */
+function splitRows<T extends Float32Array | Int32Array>(flat: T, rowsPerEntry: readonly number[], width: number): T[] {
+  const out: T[] = [];
+  let r = 0;
+  for (const n of rowsPerEntry) {
+    out.push(flat.subarray(r * width, (r + n) * width) as T);
+    r += n;
+  }
+  return out;
 }

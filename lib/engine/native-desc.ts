@@ -5,7 +5,7 @@ import type { KvLayout } from '../kv/layout.js';
 import { layerKvWidths } from '../model/kv-widths.js';
 import type { NativeModelDesc, NativeRope } from '../native.js';
 
-function nativeRope(theta: number, s: RopeScaling): NativeRope {
+export function nativeRope(theta: number, s: RopeScaling): NativeRope {
   switch (s.type) {
     case 'default':
       return { theta, scaling: 'default' };

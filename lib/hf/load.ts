@@ -100,7 +100,7 @@ export async function readModelDir(dir: string): Promise<ModelDir> {
 }
 
 /** The plan to run: the override (checked against the model) or the checkpoint's own. */
-function chosenPlan(md: ModelDir, override: LayerPlan | string | undefined): LayerPlan {
+export function chosenPlan(md: ModelDir, override: LayerPlan | string | undefined): LayerPlan {
   const cfg = md.config;
   if (override === undefined) return md.plan;
   let plan: LayerPlan;

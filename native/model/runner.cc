@@ -326,6 +326,33 @@ void ModelRunner::forwardArgmax(const StepInput& in, int32_t* ids) {
   backend_->download(ids, idsDev_, size_t(R) * sizeof(int32_t));
 }
 
+void ModelRunner::forwardCapture(const StepInput& in, float* logits, float* attnInputs) {
+  capture_ = attnInputs;
+  try {
+    run(in);
+  } catch (...) {
+    capture_ = nullptr;
+    throw;
+  }
+  capture_ = nullptr;
+  backend_->download(logits, logitsDev_, in.logitRows.size() * size_t(desc_.vocabSize) * sizeof(float));
+}
+
+void ModelRunner::captureAttentionInput(int layer, int T) {
+  const size_t n = size_t(T) * desc_.hiddenSize;
+  float* dst = capture_ + size_t(layer) * n;
+  if (backend_->activationDType() == DType::F32) {
+    backend_->download(dst, h_, n * sizeof(float));
+    return;
+  }
+  std::vector<uint16_t> bits(n);  // bf16 activations: widened exactly (a shift)
+  backend_->download(bits.data(), h_, n * sizeof(uint16_t));
+  for (size_t j = 0; j < n; ++j) {
+    const uint32_t u = uint32_t(bits[j]) << 16;
+    std::memcpy(dst + j, &u, sizeof u);
+  }
+}
+
 void ModelRunner::run(const StepInput& in, DecodeGraph* g, GraphUse use) {
   validateStep(in);
   if (layerWeights_.empty()) bindLayerWeights();
@@ -435,6 +462,7 @@ void ModelRunner::run(const StepInput& in, DecodeGraph* g, GraphUse use) {
     const LayerDesc& l = d.layers[i];
     const RopeParams& rope = l.localRope ? d.ropeLocal : d.rope;
     const LayerDesc& src = d.layers[l.kvSource];
+    if (capture_) captureAttentionInput(i, T);
 
     const bool owner = l.kvSource == i;
     const int kDim = d.numKvHeads * l.kDim, vDim = d.numKvHeads * l.vDim;  // low-rank: narrower

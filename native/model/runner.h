@@ -53,6 +53,10 @@ class ModelRunner {
   // Runs one step; writes the argmax token id of each of logitRows (int32, [logitRows.size()])
   // to `ids`, computed on the backend (the logits stay in backend memory).
   void forwardArgmax(const StepInput& in, int32_t* ids);
+  // As forward(), and copies every layer's attention input (the normalised hidden state that
+  // feeds its q/k/v projections) to `attnInputs`, [numLayers][tokens][hiddenSize] fp32
+  // (Eigen Attention calibration). Runs the step's ops as given (no decode-graph bucket).
+  void forwardCapture(const StepInput& in, float* logits, float* attnInputs);
 
  private:
   struct Weight {
@@ -81,6 +85,8 @@ class ModelRunner {
   // Runs a step: decode-only steps through a bucket (graphs, MIXATTN_CUDA_GRAPHS), else run().
   void step(const StepInput& in);
   void dropGraphs();
+  // forwardCapture: copies layer `layer`'s attention input (h_, T rows) to capture_.
+  void captureAttentionInput(int layer, int T);
 
   std::unique_ptr<Backend> backend_;
   ModelDesc desc_;
@@ -105,6 +111,7 @@ class ModelRunner {
   // Decode graphs by bucket size. They point into the workspace, the arena and the backend's
   // scratch: dropped whenever the workspace or the arena is reallocated.
   std::map<int, DecodeGraph> graphs_;
+  float* capture_ = nullptr;  // forwardCapture's destination while its step runs
 };
 
 }  // namespace mixattn
