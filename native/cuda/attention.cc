@@ -13,6 +13,7 @@
 // checked by the kernels (device_error.h).
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <climits>
 #include <string>
 
@@ -56,7 +57,17 @@ void setAttentionPath(const std::string& path) {
   gPrefillVariant = variant;
 }
 
-AttnPath forcedAttentionPath() { return AttnPath(gPath.load()); }
+AttnPath forcedAttentionPath() {
+  // MIXATTN_CUDA_ATTENTION (a path name as setAttentionPath takes) forces a kernel for the
+  // whole process: for bisecting a wrong result down to one kernel from any program.
+  static const bool fromEnv = [] {
+    const char* e = std::getenv("MIXATTN_CUDA_ATTENTION");
+    if (e && *e) setAttentionPath(e);
+    return true;
+  }();
+  (void)fromEnv;
+  return AttnPath(gPath.load());
+}
 
 int maxKeysOf(const PagedKv& kv, int window) {
   // Keys one row can attend to: its table row holds at most this many positions.
