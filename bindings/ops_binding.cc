@@ -1,5 +1,6 @@
 #include "ops_binding.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <map>
@@ -7,8 +8,10 @@
 #include <vector>
 
 #include "backend_factory.h"
+#include "common/sample_check.h"
 #include "cpu/bf16.h"
 #include "js_fields.h"
+#include "sample_js.h"
 #ifdef MIXATTN_WITH_CUDA
 #include "cuda/cuda_backend.h"
 #endif
@@ -276,6 +279,55 @@ Napi::Object run(Napi::Env env, const std::string& backend, const std::string& o
     auto ids32 = Napi::Float32Array::New(env, ids.size());
     for (size_t i = 0; i < ids.size(); ++i) ids32[i] = float(ids[i]);
     out.Set("out", ids32);
+  } else if (op == "sample") {
+    // args.logits: Float32Array [rows, vocab]; args.params: Float64Array (sampleRowsOf's
+    // layout), args.penalties / args.penaltyOffsets: the rows' (id, count) pairs; args.repeat:
+    // r > 0 times more, timed (benchmarks; the penalties then compound in place). Out: ids and
+    // topIds as floats, logprobs, topLogprobs, and the penalised logits.
+    Napi::Float32Array x = f32s(a, "logits");
+    const int rows = I("rows"), vocab = I("vocab");
+    if (rows < 0 || vocab < 1 || size_t(rows) * vocab != x.ElementLength())
+      throw Napi::TypeError::New(env, "args.logits must hold rows * vocab values");
+    SampleInput in = sampleInputOf(a, "args", rows);
+    int K = 0;
+    for (const SampleRow& r : in.rows) K = std::max(K, int(r.topLogprobs));
+    checkSampleInputs(in.rows.data(), rows, in.penalties.data(), in.penalties.size() / 2, vocab, K);
+    void* l = b.values(x.Data(), x.ElementLength(), DType::F32);
+    void* pr = b.upload(in.rows.data(), in.rows.size() * sizeof(SampleRow));
+    void* pp = b.ints(in.penalties);
+    SampleOut so;
+    so.ids = static_cast<int32_t*>(b.poisoned(size_t(rows), DType::F32));
+    so.logprobs = static_cast<float*>(b.poisoned(size_t(rows), DType::F32));
+    so.topIds = static_cast<int32_t*>(b.poisoned(size_t(rows) * K, DType::F32));
+    so.topLogprobs = static_cast<float*>(b.poisoned(size_t(rows) * K, DType::F32));
+    so.topStride = K;
+    auto once = [&] {
+      be.sample(so, static_cast<float*>(l), static_cast<const SampleRow*>(pr),
+                static_cast<const int32_t*>(pp), rows, vocab);
+    };
+    once();
+    const Napi::Float32Array penalised = b.read(l, x.ElementLength(), DType::F32);
+    const int repeat = a.Has("repeat") ? I("repeat") : 0;
+    if (repeat > 0) {
+      be.synchronize();
+      const auto t0 = std::chrono::steady_clock::now();
+      for (int i = 0; i < repeat; ++i) once();
+      be.synchronize();
+      const std::chrono::duration<double> dt = std::chrono::steady_clock::now() - t0;
+      out.Set("seconds", dt.count() / repeat);
+    }
+    auto intsAsFloats = [&](const int32_t* p, size_t n) {
+      std::vector<int32_t> v(n);
+      if (n) be.download(v.data(), p, n * 4);
+      auto f = Napi::Float32Array::New(env, n);
+      for (size_t i = 0; i < n; ++i) f[i] = float(v[i]);
+      return f;
+    };
+    out.Set("ids", intsAsFloats(so.ids, size_t(rows)));
+    out.Set("logprobs", b.read(so.logprobs, size_t(rows), DType::F32));
+    out.Set("topIds", intsAsFloats(so.topIds, size_t(rows) * K));
+    out.Set("topLogprobs", b.read(so.topLogprobs, size_t(rows) * K, DType::F32));
+    out.Set("penalised", penalised);
   } else if (op == "gatherRows") {
     const std::vector<int32_t> index = int32s(a, "index", "args");
     const int dim = I("dim"), rows = int(index.size());

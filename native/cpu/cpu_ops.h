@@ -64,5 +64,9 @@ void appendKv(ThreadPool& pool, const PagedKv& kv, const BatchLayout& batch, con
 void attention(ThreadPool& pool, float* out, const float* q, const PagedKv& kv,
                const BatchLayout& batch, int numHeads, int window, float scale, float softcap);
 
+// Sampling (ops_sampling.cc): Backend::sample's rule, one row per pool chunk.
+void sample(ThreadPool& pool, const SampleOut& out, float* logits, const SampleRow* rows,
+            const int32_t* penalties, int numRows, int vocab);
+
 }  // namespace cpu
 }  // namespace mixattn
