@@ -69,9 +69,11 @@ __global__ void __launch_bounds__(kArgmaxThreads) argmaxKernel(int32_t* out, con
   }
 }
 
-constexpr int kSampleThreads = 1024;
+// One block per row. Every pass streams the row from L2 (it does not fit in shared memory),
+// so each thread keeps kSampleUnroll 16-byte loads in flight before using them.
+constexpr int kSampleThreads = 512;
 constexpr int kSampleWarps = kSampleThreads / 32;
-constexpr int kSampleTile = 4 * kSampleThreads;  // elements per draw/collect tile
+constexpr int kSampleUnroll = 4;                 // groups of 4 elements loaded per iteration
 using u64 = unsigned long long;
 
 struct SampleShared {
@@ -89,28 +91,21 @@ struct SampleShared {
   int topIdx[kMaxTopLogprobs];
 };
 
-__device__ __forceinline__ double blockSum(double v, double* red) {
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+template <typename T>
+__device__ __forceinline__ T warpSumAll(T v) {
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  if (lane == 0) red[warp] = v;
-  __syncthreads();
-  v = red[lane];
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  __syncthreads();
   return v;
 }
 
-__device__ __forceinline__ u64 blockSum(u64 v, u64* red) {
+// The block's sum, in every thread (the same butterfly in every warp: deterministic).
+template <typename T>
+__device__ __forceinline__ T blockSum(T v, T* red) {
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  v = warpSumAll(v);
   if (lane == 0) red[warp] = v;
   __syncthreads();
-  v = red[lane];
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  v = warpSumAll(lane < kSampleWarps ? red[lane] : T(0));
   __syncthreads();
   return v;
 }
@@ -127,13 +122,13 @@ __device__ __forceinline__ u64 blockExclusiveScan(u64 v, u64* total, u64* scan) 
   if (lane == 31) scan[warp] = x;
   __syncthreads();
   if (warp == 0) {
-    u64 w = scan[lane];
+    u64 w = lane < kSampleWarps ? scan[lane] : 0;
 #pragma unroll
     for (int o = 1; o < 32; o <<= 1) {
       const u64 y = __shfl_up_sync(0xffffffffu, w, o);
       if (lane >= o) w += y;
     }
-    scan[lane] = w;
+    if (lane < kSampleWarps) scan[lane] = w;
   }
   __syncthreads();
   const u64 base = warp > 0 ? scan[warp - 1] : 0;
@@ -142,14 +137,48 @@ __device__ __forceinline__ u64 blockExclusiveScan(u64 v, u64* total, u64* scan) 
   return base + x - v;
 }
 
-// The largest key K with W(keys >= K) >= need (1 <= need <= W of everything) over the elements
-// get(i, &key, &weight) accepts, with the weights above K and at K: 4 levels of 8 bits from
-// the top, each a histogram of the keys that share the prefix chosen so far. Unit weights
-// (counts) aggregate a warp's equal digits before the atomic; masses flush per-thread runs of
-// one digit (the tail of a peaked distribution lands in one bin).
+// Group g of a row: elements [4g, 4g + 4), `pad` past the end. One 16-byte load when aligned.
+__device__ __forceinline__ void loadGroup(const float* x, int V, bool vec, int g, float pad,
+                                          float (&v)[4]) {
+  const int i0 = 4 * g;
+  if (vec && i0 + 3 < V) {
+    const float4 t = reinterpret_cast<const float4*>(x)[g];
+    v[0] = t.x, v[1] = t.y, v[2] = t.z, v[3] = t.w;
+  } else {
+#pragma unroll
+    for (int k = 0; k < 4; ++k) v[k] = i0 + k < V ? x[i0 + k] : pad;
+  }
+}
+
+// Calls f(i, x[i]) for the whole row, thread t taking groups t, t + kSampleThreads, ...;
+// padding calls get i = -1 and `pad`, so every thread of a warp makes the same calls (f may
+// hold warp collectives).
+template <typename F>
+__device__ __forceinline__ void forEachElement(const float* x, int V, bool vec, float pad, F f) {
+  const int G = (V + 3) / 4;
+  for (int base = 0; base < G; base += kSampleThreads * kSampleUnroll) {
+    float v[kSampleUnroll][4];
+#pragma unroll
+    for (int u = 0; u < kSampleUnroll; ++u)
+      loadGroup(x, V, vec, base + u * kSampleThreads + int(threadIdx.x), pad, v[u]);
+#pragma unroll
+    for (int u = 0; u < kSampleUnroll; ++u)
+#pragma unroll
+      for (int k = 0; k < 4; ++k) {
+        const int i = 4 * (base + u * kSampleThreads + int(threadIdx.x)) + k;
+        f(i < V ? i : -1, v[u][k]);
+      }
+  }
+}
+
+// The largest key K with W(keys >= K) >= need (1 <= need <= W of everything) over the values
+// of src that get(x, &key, &weight) accepts, with the weights above K and at K: 4 levels of 8
+// bits from the top, each a histogram of the keys that share the prefix chosen so far. Unit
+// weights (counts) aggregate a warp's equal digits before the atomic; masses flush per-thread
+// runs of one digit (the tail of a peaked distribution lands in one bin).
 template <bool kUnitWeights, typename Get>
-__device__ void radixSelect(int V, Get get, u64 need, SampleShared& sm, unsigned* key, u64* above,
-                            u64* at) {
+__device__ void radixSelect(const float* src, int V, bool vec, float pad, Get get, u64 need,
+                            SampleShared& sm, unsigned* key, u64* above, u64* at) {
   const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
   unsigned prefix = 0;
   u64 acc = 0, atMass = 0;
@@ -159,11 +188,10 @@ __device__ void radixSelect(int V, Get get, u64 need, SampleShared& sm, unsigned
     __syncthreads();
     int runDigit = -1;
     u64 runW = 0;
-    for (int base = 0; base < V; base += kSampleThreads) {
-      const int i = base + tid;
+    forEachElement(src, V, vec, pad, [&](int i, float x) {
       unsigned k = 0;
       u64 w = 0;
-      const bool ok = i < V && get(i, &k, &w) && (u64(k) >> (shift + 8)) == prefix;
+      const bool ok = i >= 0 && get(x, &k, &w) && (u64(k) >> (shift + 8)) == prefix;
       const int d = ok ? int((k >> shift) & 255u) : -1;
       if (kUnitWeights) {
         const unsigned peers = __match_any_sync(0xffffffffu, d);
@@ -176,7 +204,7 @@ __device__ void radixSelect(int V, Get get, u64 need, SampleShared& sm, unsigned
         }
         runW += w;
       }
-    }
+    });
     if (!kUnitWeights && runW) atomicAdd(&sm.hist[runDigit], runW);
     __syncthreads();
     if (warp == 0) {
@@ -216,7 +244,7 @@ __device__ void radixSelect(int V, Get get, u64 need, SampleShared& sm, unsigned
   *at = atMass;
 }
 
-__global__ void __launch_bounds__(kSampleThreads)
+__global__ void __launch_bounds__(kSampleThreads, 1)
     sampleKernel(SampleOut out, float* logits, float* weights, const SampleRow* rows,
                  const int32_t* penalties, int V) {
   using namespace ::mixattn::sampling;
@@ -224,6 +252,8 @@ __global__ void __launch_bounds__(kSampleThreads)
   const int r = blockIdx.x, tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
   float* y = logits + size_t(r) * V;
   float* wr = weights + size_t(r) * V;
+  const bool vec = V % 4 == 0 && reinterpret_cast<uintptr_t>(logits) % 16 == 0 &&
+                   reinterpret_cast<uintptr_t>(weights) % 16 == 0;
   const SampleRow p = rows[r];
 
   // 0. Penalties, in place (distinct ids: the caller checked them; out-of-range ones skipped).
@@ -243,27 +273,25 @@ __global__ void __launch_bounds__(kSampleThreads)
   // 1. The maximum (the lowest index among equal maxima, NaN never) and the counts.
   float bv = -INFINITY;
   int bi = INT_MAX, finite = 0, notNan = 0;
-  for (int i = tid; i < V; i += kSampleThreads) {
-    const float x = y[i];
+  forEachElement(y, V, vec, NAN, [&](int i, float x) {
     better(bv, bi, x, i);
     finite += x > -INFINITY && x < INFINITY;
     notNan += x == x;
-  }
+  });
 #pragma unroll
-  for (int o = 16; o > 0; o >>= 1) {
+  for (int o = 16; o > 0; o >>= 1)
     better(bv, bi, __shfl_xor_sync(0xffffffffu, bv, o), __shfl_xor_sync(0xffffffffu, bi, o));
-    finite += __shfl_xor_sync(0xffffffffu, finite, o);
-    notNan += __shfl_xor_sync(0xffffffffu, notNan, o);
-  }
+  finite = warpSumAll(finite);
+  notNan = warpSumAll(notNan);
   if (lane == 0) sm.maxV[warp] = bv, sm.maxI[warp] = bi, sm.countA[warp] = finite, sm.countB[warp] = notNan;
   __syncthreads();
-  bv = sm.maxV[lane], bi = sm.maxI[lane], finite = sm.countA[lane], notNan = sm.countB[lane];
+  bv = lane < kSampleWarps ? sm.maxV[lane] : -INFINITY;
+  bi = lane < kSampleWarps ? sm.maxI[lane] : INT_MAX;
 #pragma unroll
-  for (int o = 16; o > 0; o >>= 1) {
+  for (int o = 16; o > 0; o >>= 1)
     better(bv, bi, __shfl_xor_sync(0xffffffffu, bv, o), __shfl_xor_sync(0xffffffffu, bi, o));
-    finite += __shfl_xor_sync(0xffffffffu, finite, o);
-    notNan += __shfl_xor_sync(0xffffffffu, notNan, o);
-  }
+  finite = warpSumAll(lane < kSampleWarps ? sm.countA[lane] : 0);
+  notNan = warpSumAll(lane < kSampleWarps ? sm.countB[lane] : 0);
   const float m = bv;
   if (!(m > -INFINITY && m < INFINITY)) {  // block-uniform
     if (tid == 0) out.ids[r] = -1, out.logprobs[r] = NAN;
@@ -277,8 +305,9 @@ __global__ void __launch_bounds__(kSampleThreads)
   if (greedy) {
     if (p.logprobs || p.topLogprobs > 0) {
       double s = 0;
-      for (int i = tid; i < V; i += kSampleThreads)
-        if (y[i] > -INFINITY) s += expWeight(scaledLogit(y[i], m, invT));
+      forEachElement(y, V, vec, NAN, [&](int, float x) {
+        if (x > -INFINITY) s += expWeight(scaledLogit(x, m, invT));
+      });
       sumAll = blockSum(s, sm.sumD);
     }
   } else {
@@ -288,9 +317,8 @@ __global__ void __launch_bounds__(kSampleThreads)
       unsigned key;
       u64 above, at;
       radixSelect<true>(
-          V,
-          [&](int i, unsigned* k, u64* w) {
-            const float x = y[i];
+          y, V, vec, NAN,
+          [](float x, unsigned* k, u64* w) {
             if (!(x > -INFINITY)) return false;
             *k = orderedKey(x);
             *w = 1;
@@ -302,8 +330,7 @@ __global__ void __launch_bounds__(kSampleThreads)
     // 3. Weights: sum_C0 w for the logprobs; w of C1 to scratch (0 elsewhere) and sum_C1 q.
     double s = 0;
     u64 mass = 0;
-    for (int i = tid; i < V; i += kSampleThreads) {
-      const float x = y[i];
+    forEachElement(y, V, vec, NAN, [&](int i, float x) {
       float kept = 0.f;
       if (x > -INFINITY) {
         const float w = expWeight(scaledLogit(x, m, invT));
@@ -313,8 +340,8 @@ __global__ void __launch_bounds__(kSampleThreads)
           mass += integerWeight(w);
         }
       }
-      wr[i] = kept;
-    }
+      if (i >= 0) wr[i] = kept;
+    });
     sumAll = blockSum(s, sm.sumD);
     mass = blockSum(mass, sm.scan);  // its barriers also publish wr to the block
     // 5. top-p threshold over the integer weights.
@@ -324,11 +351,11 @@ __global__ void __launch_bounds__(kSampleThreads)
       const u64 need = u64(ceil(__dmul_rn(double(p.topP), double(mass))));
       u64 above, at;
       radixSelect<false>(
-          V,
-          [&](int i, unsigned* k, u64* w) {
-            const unsigned q = integerWeight(wr[i]);
+          wr, V, vec, 0.f,
+          [](float w, unsigned* k, u64* wt) {
+            const unsigned q = integerWeight(w);
             *k = q;
-            *w = q;
+            *wt = q;
             return q > 0;
           },
           need, sm, &theta, &above, &at);
@@ -338,11 +365,10 @@ __global__ void __launch_bounds__(kSampleThreads)
     const float minP = p.minP > 0.f ? p.minP : 0.f;
     if (minP > 0.f) {
       u64 k = 0;
-      for (int i = tid; i < V; i += kSampleThreads) {
-        const float w = wr[i];
+      forEachElement(wr, V, vec, 0.f, [&](int, float w) {
         const unsigned q = integerWeight(w);
         if (q >= theta && w >= minP) k += q;
-      }
+      });
       keptMass = blockSum(k, sm.scan);
     }
     // 7. The draw: the first kept token, in index order, whose running mass exceeds t.
@@ -350,29 +376,24 @@ __global__ void __launch_bounds__(kSampleThreads)
     if (tid == 0) sm.token = -1;
     __syncthreads();
     u64 carry = 0;
-    for (int base = 0; base < V; base += kSampleTile) {
-      const int i0 = base + 4 * tid;
+    for (int g0 = 0; 4 * g0 < V; g0 += kSampleThreads) {
+      float w[4];
+      loadGroup(wr, V, vec, g0 + tid, 0.f, w);
       u64 q[4], local = 0;
 #pragma unroll
       for (int k = 0; k < 4; ++k) {
-        q[k] = 0;
-        if (i0 + k < V) {
-          const float w = wr[i0 + k];
-          const unsigned qq = integerWeight(w);
-          if (qq >= theta && w >= minP) q[k] = qq;
-        }
+        const unsigned qq = integerWeight(w[k]);
+        q[k] = qq >= theta && w[k] >= minP ? qq : 0;
         local += q[k];
       }
       u64 total;
       const u64 lo = carry + blockExclusiveScan(local, &total, sm.scan);
       if (t >= lo && t < lo + local) {
         u64 a = lo;
+#pragma unroll
         for (int k = 0; k < 4; ++k) {
           a += q[k];
-          if (a > t) {
-            sm.token = i0 + k;
-            break;
-          }
+          if (a > t && a - q[k] <= t) sm.token = 4 * (g0 + tid) + k;
         }
       }
       __syncthreads();
@@ -393,9 +414,8 @@ __global__ void __launch_bounds__(kSampleThreads)
     unsigned kthKey;
     u64 above, at;
     radixSelect<true>(
-        V,
-        [&](int i, unsigned* k, u64* w) {
-          const float x = y[i];
+        y, V, vec, NAN,
+        [](float x, unsigned* k, u64* w) {
           if (x != x) return false;
           *k = orderedKey(x);
           *w = 1;
@@ -404,29 +424,29 @@ __global__ void __launch_bounds__(kSampleThreads)
         u64(n), sm, &kthKey, &above, &at);
     if (tid == 0) sm.topCount = 0;
     __syncthreads();
-    for (int i = tid; i < V; i += kSampleThreads) {
-      const float x = y[i];
+    forEachElement(y, V, vec, NAN, [&](int i, float x) {
       if (x == x && orderedKey(x) > kthKey) sm.topIdx[atomicAdd(&sm.topCount, 1)] = i;
-    }
+    });
     __syncthreads();
     const int greater = sm.topCount;  // < n
     const u64 ties = u64(n - greater);
     u64 got = 0;
-    for (int base = 0; base < V && got < ties; base += kSampleTile) {
-      const int i0 = base + 4 * tid;
+    for (int g0 = 0; 4 * g0 < V && got < ties; g0 += kSampleThreads) {
+      float x[4];
+      loadGroup(y, V, vec, g0 + tid, NAN, x);
       bool eq[4];
       u64 local = 0;
 #pragma unroll
       for (int k = 0; k < 4; ++k) {
-        const float x = i0 + k < V ? y[i0 + k] : NAN;
-        eq[k] = x == x && orderedKey(x) == kthKey;
+        eq[k] = x[k] == x[k] && orderedKey(x[k]) == kthKey;
         local += eq[k];
       }
       u64 total;
       u64 pos = got + blockExclusiveScan(local, &total, sm.scan);
+#pragma unroll
       for (int k = 0; k < 4; ++k)
         if (eq[k]) {
-          if (pos < ties) sm.topIdx[greater + int(pos)] = i0 + k;
+          if (pos < ties) sm.topIdx[greater + int(pos)] = 4 * (g0 + tid) + k;
           ++pos;
         }
       got += total;
