@@ -28,6 +28,25 @@ run('add', { inout: r(1000), in: r(1000) });
 run('gatherRows', { x: r(8 * 16), index: Int32Array.from([3, 0, 7]), dim: 16 });
 run('gatedActivation', { gate: r(4 * 50), up: r(4 * 50), T: 4, I: 50, act: 'silu' });
 run('rope', { x: r(6 * 3 * 64), positions: Int32Array.from([0, 1, 2, 9, 500, 70000]), heads: 3, headDim: 64, rope: { theta: 1e4, scaling: 'default' } });
+// sample: every stage (penalties, top-k, top-p, min-p, draw, top logprobs) on a vocab that is a
+// multiple of 4 (16-byte loads) and one that is not; params per row as lib/sampling/device.ts packs them:
+// uniform, temperature, topK, topP, minP, repetition, presence, frequency, logprobs, topLogprobs.
+for (const vocab of [5003, 6000]) {
+  const rows = [
+    [0.3, 0.8, 40, 0.9, 0.05, 1.2, 0.5, 0.3, 1, 5],
+    [0.9, 1.5, 0, 0.5, 0, 1, 0, 0, 0, 20],
+    [0, 0, 0, 1, 0, 1.1, 0, 0, 1, 3],
+    [0.5, 1, vocab - 1, 1, 0.2, 1, 0, 0, 1, 0],
+  ];
+  run('sample', {
+    logits: Float32Array.from(r(rows.length * vocab, 4), (x, i) => (i % 97 === 0 ? -Infinity : x)),
+    rows: rows.length,
+    vocab,
+    params: Float64Array.from(rows.flat()),
+    penalties: Int32Array.from([1, 2, 7, 0, 30, 1, 4, 3]),
+    penaltyOffsets: Int32Array.from([0, 3, 3, 4, 4]),
+  });
+}
 }
 
 for (const [D, dtype] of [[64, 'bf16'], [128, 'bf16'], [256, 'bf16'], [128, 'f32'], [12, 'f32']]) {
