@@ -136,7 +136,7 @@ export class CpuReducer implements RowReducer {
   kept(row: Float32Array, spec: Truncation): { ids: number[]; probs: number[] } {
     if (f(spec.temperature) === 0) return { ids: [argmax(row)], probs: [1] };
     const m = maxOf(row);
-    const { n, theta, minP } = this.truncate(row, spec, m, invTemperature(f(spec.temperature)));
+    const { n, theta, minP } = this.truncate(row, spec, m, invTemperature(f(spec.temperature)), false);
     const ids: number[] = [];
     for (let j = 0; j < n; j++) {
       const i = this.idx[j];
@@ -156,7 +156,7 @@ export class CpuReducer implements RowReducer {
   }
 
   private draw(row: Float32Array, spec: ReduceSpec, m: number, invT: number): { token: number; sumAll: number } {
-    const { n, theta, minP, sumAll } = this.truncate(row, spec, m, invT);
+    const { n, theta, minP, sumAll } = this.truncate(row, spec, m, invT, spec.logprobs || spec.topLogprobs > 0);
     const { q, w, idx } = this;
     let total = 0;
     for (let j = 0; j < n; j++) {
@@ -177,9 +177,9 @@ export class CpuReducer implements RowReducer {
   /**
    * Steps 3–6 of the rule: leaves C1 in idx[0, n) (index order) with q and w filled, and
    * returns the top-p threshold θ (0 = off) and min-p (0 = off) that select K from it, with
-   * Σ_{C0} w for the logprobs.
+   * Σ_{C0} w when `wantSum` (for the logprobs; else NaN).
    */
-  private truncate(row: Float32Array, spec: Truncation, m: number, invT: number) {
+  private truncate(row: Float32Array, spec: Truncation, m: number, invT: number, wantSum: boolean) {
     const V = row.length;
     this.ensure(V);
     const { q, w, idx } = this;
@@ -193,20 +193,23 @@ export class CpuReducer implements RowReducer {
       for (let i = 0; i < V; i++) if (row[i] > -Infinity) this.cand[c++] = i;
       if (topK < c) kth = kthLargest(this.cand, c, row, topK);
     }
+    // Σ_{C0} w only when logprobs need it: else the weights outside the top-k set are skipped.
     let n = 0;
-    let sumAll = 0;
+    let sumAll = wantSum ? 0 : NaN;
     let mass = 0;
     for (let i = 0; i < V; i++) {
       const x = row[i];
       if (!(x > -Infinity)) continue;
-      const wi = expWeight(scaledLogit(x, m, invT));
-      sumAll += wi;
       if (x >= kth) {
+        const wi = expWeight(scaledLogit(x, m, invT));
         const qi = integerWeight(wi);
+        if (wantSum) sumAll += wi;
         w[i] = wi;
         q[i] = qi;
         mass += qi;
         idx[n++] = i;
+      } else if (wantSum) {
+        sumAll += expWeight(scaledLogit(x, m, invT));
       }
     }
     let theta = 0;

@@ -12,8 +12,14 @@ export const LOG2E = f(Math.LOG2E);
 /** ln 2 split so that k × LN2_HI is exact for |k| < 2^15 (Cody–Waite). */
 export const LN2_HI = 0.693359375;
 export const LN2_LO = f(-2.12194440e-4);
-/** Taylor coefficients 1/7! … 1/2! of exp on [-ln2/2, ln2/2], highest first (then 1, 1). */
-const TAYLOR = [1 / 5040, 1 / 720, 1 / 120, 1 / 24, 1 / 6, 0.5].map(f);
+/** Taylor coefficients 1/7! … 1/2! of exp on [-ln2/2, ln2/2] (then 1, 1), in fp32. */
+const C7 = f(1 / 5040);
+const C6 = f(1 / 720);
+const C5 = f(1 / 120);
+const C4 = f(1 / 24);
+const C3 = f(1 / 6);
+/** 2^k for k in [-126, 0], at index k + 126. */
+const POW2 = Float64Array.from({ length: 127 }, (_, i) => 2 ** (i - 126));
 
 /** Integer weights are floor(w × 2^31): the maximum weighs exactly 2^31. */
 export const WEIGHT_SCALE = 2 ** 31;
@@ -37,14 +43,16 @@ export function scaledLogit(y: number, m: number, invT: number): number {
  */
 export function expWeight(s: number): number {
   if (!(s >= -87)) return 0;
-  const k = Math.floor(f(f(s * LOG2E) + 0.5)); // in [-125, 0]
-  let r = f(s - f(k * LN2_HI));
-  r = f(r - f(k * LN2_LO));
-  let p = TAYLOR[0];
-  for (let j = 1; j < TAYLOR.length; j++) p = f(f(p * r) + TAYLOR[j]);
+  const k = Math.floor(f(f(s * LOG2E) + 0.5)); // in [-126, 0]
+  const r = f(f(s - k * LN2_HI) - f(k * LN2_LO)); // k × LN2_HI is exact (17 bits)
+  let p = f(f(C7 * r) + C6);
+  p = f(f(p * r) + C5);
+  p = f(f(p * r) + C4);
+  p = f(f(p * r) + C3);
+  p = f(f(p * r) + 0.5);
   p = f(f(p * r) + 1);
   p = f(f(p * r) + 1);
-  return f(p * 2 ** k);
+  return f(p * POW2[k + 126]); // exact unless the result is subnormal (k = -126)
 }
 
 /** The integer weight of a token: floor(w × 2^31), in [0, 2^31]. */

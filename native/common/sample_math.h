@@ -90,7 +90,7 @@ MIXATTN_HD float scaledLogit(float y, float m, float invT) {
 // -inf or NaN, exactly 1 at 0.
 MIXATTN_HD float expWeight(float s) {
   if (!(s >= -87.f)) return 0.f;
-  const float k = floorF(addRn(mulRn(s, kLog2e), 0.5f));  // in [-125, 0]
+  const float k = floorF(addRn(mulRn(s, kLog2e), 0.5f));  // in [-126, 0]
   float r = subRn(s, mulRn(k, kLn2Hi));
   r = subRn(r, mulRn(k, kLn2Lo));
   float p = 1.f / 5040.f;
@@ -101,7 +101,8 @@ MIXATTN_HD float expWeight(float s) {
   p = addRn(mulRn(p, r), 0.5f);
   p = addRn(mulRn(p, r), 1.f);
   p = addRn(mulRn(p, r), 1.f);
-  return mulRn(p, bitsToFloat(uint32_t(int(k) + 127) << 23));  // p * 2^k, exact
+  // p * 2^k: exact, but for k = -126 where a result below 2^-126 rounds to a subnormal.
+  return mulRn(p, bitsToFloat(uint32_t(int(k) + 127) << 23));
 }
 
 // floor(w * 2^31) for w in [0, 1].

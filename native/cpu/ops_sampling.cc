@@ -62,6 +62,32 @@ uint32_t massThreshold(uint32_t* keys, size_t n, uint64_t need) {
   return 0;
 }
 
+// The k-th largest finite value of y (k <= the finite count): one pass with a min-heap of k
+// values for the usual small k, nth_element on a copy beyond.
+float kthLargest(const float* y, int V, int k, std::vector<float>& buf) {
+  buf.clear();
+  const auto after = std::greater<float>();
+  if (k <= 4096) {
+    for (int i = 0; i < V; ++i) {
+      const float x = y[i];
+      if (!(x > -kInf)) continue;
+      if (int(buf.size()) < k) {
+        buf.push_back(x);
+        std::push_heap(buf.begin(), buf.end(), after);
+      } else if (x > buf.front()) {
+        std::pop_heap(buf.begin(), buf.end(), after);
+        buf.back() = x;
+        std::push_heap(buf.begin(), buf.end(), after);
+      }
+    }
+    return buf.front();
+  }
+  for (int i = 0; i < V; ++i)
+    if (y[i] > -kInf) buf.push_back(y[i]);
+  std::nth_element(buf.begin(), buf.begin() + (k - 1), buf.end(), after);
+  return buf[size_t(k - 1)];
+}
+
 void sampleRow(const SampleOut& out, float* y, const SampleRow& p, const int32_t* penalties, int r,
                int V, RowScratch& s) {
   // 0. Penalties, in place.
@@ -97,27 +123,22 @@ void sampleRow(const SampleOut& out, float* y, const SampleRow& p, const int32_t
         if (y[i] > -kInf) sumAll += expWeight(scaledLogit(y[i], m, invT));
   } else {
     // 4. top-k threshold.
-    float kth = -kInf;
-    if (p.topK > 0 && p.topK < finite) {
-      s.vals.clear();
-      for (int i = 0; i < V; ++i)
-        if (y[i] > -kInf) s.vals.push_back(y[i]);
-      std::nth_element(s.vals.begin(), s.vals.begin() + (p.topK - 1), s.vals.end(),
-                       std::greater<float>());
-      kth = s.vals[size_t(p.topK - 1)];
-    }
-    // 3. Weights of C0, and C1 in index order.
+    const float kth = p.topK > 0 && p.topK < finite ? kthLargest(y, V, p.topK, s.vals) : -kInf;
+    // 3. Weights of C1 in index order (and of C0 when the logprobs need their sum).
+    const bool wantSum = p.logprobs || p.topLogprobs > 0;
     s.ids.clear(), s.w.clear(), s.q.clear();
     uint64_t mass = 0;
     for (int i = 0; i < V; ++i) {
       const float x = y[i];
       if (!(x > -kInf)) continue;
-      const float w = expWeight(scaledLogit(x, m, invT));
-      sumAll += w;
       if (x >= kth) {
+        const float w = expWeight(scaledLogit(x, m, invT));
         const uint32_t q = integerWeight(w);
         s.ids.push_back(i), s.w.push_back(w), s.q.push_back(q);
         mass += q;
+        sumAll += w;
+      } else if (wantSum) {
+        sumAll += expWeight(scaledLogit(x, m, invT));
       }
     }
     // 5. top-p threshold.

@@ -327,12 +327,14 @@ __global__ void __launch_bounds__(kSampleThreads, 1)
           u64(p.topK), sm, &key, &above, &at);
       kth = keyToFloat(key);
     }
-    // 3. Weights: sum_C0 w for the logprobs; w of C1 to scratch (0 elsewhere) and sum_C1 q.
+    // 3. Weights: w of C1 to scratch (0 elsewhere) and sum_C1 q; sum_C0 w when the logprobs
+    // need it (else the tokens outside the top-k set cost no exp).
+    const bool wantSum = p.logprobs || p.topLogprobs > 0;
     double s = 0;
     u64 mass = 0;
     forEachElement(y, V, vec, NAN, [&](int i, float x) {
       float kept = 0.f;
-      if (x > -INFINITY) {
+      if (x > -INFINITY && (x >= kth || wantSum)) {
         const float w = expWeight(scaledLogit(x, m, invT));
         s += w;
         if (x >= kth) {
