@@ -1,7 +1,8 @@
 /**
  * Backend::sample on CUDA against its CPU twin: the same penalised logits bit for bit, the same
  * token ids (the rule's arithmetic is exact and shared), and the same logprobs up to the order
- * of the fp32/double sums (1e-5, relative beyond magnitude 1) — vocab 32000 and 128256, batches
+ * of the fp32/double sums (1e-5, relative beyond magnitude 1) — vocab 32000, 128256 and 50257
+ * (not a multiple of 4: the unvectorised loads), batches
  * of 1 to 64 rows, every parameter combination. Then through the engine: Engine.stepSampled
  * picks the tokens the host sampler picks from Engine.step's logits, for the same seeds.
  *
@@ -95,7 +96,7 @@ function firstBitDifference(a: Float32Array, b: Float32Array): number {
 }
 
 describe.skipIf(!cudaAvailable)(`Backend::sample (${TWIN}) vs the CPU twin, seed ${SEED}`, () => {
-  for (const V of [32000, 128256]) {
+  for (const V of [32000, 128256, 50257]) {
     it(`vocab ${V}: all 216 policies in batches of 1 to 64 rows`, () => {
       const rng = new Rng(SEED ^ V);
       const policies = allPolicies(V, rng);
