@@ -2,9 +2,9 @@
  * Backend::sample on CUDA against its CPU twin: the same penalised logits bit for bit, the same
  * token ids (the rule's arithmetic is exact and shared), and the same logprobs up to the order
  * of the fp32/double sums (1e-5, relative beyond magnitude 1) — vocab 32000, 128256 and 50257
- * (not a multiple of 4: the unvectorised loads), batches
- * of 1 to 64 rows, every parameter combination. Then through the engine: Engine.stepSampled
- * picks the tokens the host sampler picks from Engine.step's logits, for the same seeds.
+ * (not a multiple of 4: the unvectorised loads), batches of 1 to 64 rows, every parameter
+ * combination. Then through the engine: Engine.stepSampled picks the tokens the host sampler
+ * picks from Engine.step's logits, for the same seeds.
  *
  * MIXATTN_TWIN=cpu runs the same checks with the CPU on both sides (harness check without a
  * GPU); MIXATTN_SEED replays a draw.
