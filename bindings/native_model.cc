@@ -3,36 +3,41 @@
 #include "backend_factory.h"
 #include "js_fields.h"
 #include "model_desc_js.h"
+#include "sample_js.h"
 
 namespace mixattn::js {
 
 namespace {
 
+// What a forward step resolves: the logit rows' logits (Float32Array), their greedy ids
+// (Int32Array, computed on the device), or tokens sampled on the device (Backend::sample).
+// Capture: the logits plus each layer's attention input (ModelRunner::forwardCapture).
+enum class Output { Logits, Argmax, Sample, Capture };
+
 // Runs one forward step off the JS thread.
 class ForwardWorker : public Napi::AsyncWorker {
  public:
-  // argmax: resolve the logit rows' greedy token ids (Int32Array, computed on the device)
-  // instead of their logits (Float32Array).
-  // capture: resolve { logits, attentionInputs } (ModelRunner::forwardCapture).
-  ForwardWorker(Napi::Env env, NativeModel* owner, ModelRunner* runner, StepInput input, bool argmax,
-                bool capture = false)
+  ForwardWorker(Napi::Env env, NativeModel* owner, ModelRunner* runner, StepInput input,
+                Output mode, SampleInput sampling)
       : Napi::AsyncWorker(env, "mixattn.forward"),
         deferred_(Napi::Promise::Deferred::New(env)),
         owner_(owner),
         runner_(runner),
         input_(std::move(input)),
-        argmax_(argmax),
-        capture_(capture) {
+        mode_(mode),
+        sampling_(std::move(sampling)) {
     owner_->Ref();  // keep the JS object (and its runner) alive while the step runs
   }
   Napi::Promise promise() { return deferred_.Promise(); }
 
   void Execute() override {
     try {
-      if (argmax_) {
+      if (mode_ == Output::Argmax) {
         ids_.resize(input_.logitRows.size());
         runner_->forwardArgmax(input_, ids_.data());
-      } else if (capture_) {
+      } else if (mode_ == Output::Sample) {
+        runner_->forwardSample(input_, sampling_, sampled_);
+      } else if (mode_ == Output::Capture) {
         const ModelDesc& d = runner_->desc();
         logits_.resize(input_.logitRows.size() * size_t(d.vocabSize));
         attnInputs_.resize(size_t(d.numLayers) * input_.tokens.size() * size_t(d.hiddenSize));
@@ -47,27 +52,27 @@ class ForwardWorker : public Napi::AsyncWorker {
   }
   void OnOK() override {
     Napi::Env env = Env();
-    if (argmax_) {
-      auto out = Napi::Int32Array::New(env, ids_.size());
-      std::copy(ids_.begin(), ids_.end(), out.Data());
-      done();
-      deferred_.Resolve(out);
-      return;
-    }
-    auto out = Napi::Float32Array::New(env, logits_.size());
-    std::copy(logits_.begin(), logits_.end(), out.Data());
-    if (capture_) {
-      auto attn = Napi::Float32Array::New(env, attnInputs_.size());
-      std::copy(attnInputs_.begin(), attnInputs_.end(), attn.Data());
-      Napi::Object result = Napi::Object::New(env);
-      result.Set("logits", out);
-      result.Set("attentionInputs", attn);
-      done();
-      deferred_.Resolve(result);
-      return;
+    Napi::Value result;
+    if (mode_ == Output::Argmax) {
+      result = int32Array(env, ids_);
+    } else if (mode_ == Output::Sample) {
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("ids", int32Array(env, sampled_.ids));
+      o.Set("logprobs", float32Array(env, sampled_.logprobs));
+      o.Set("topIds", int32Array(env, sampled_.topIds));
+      o.Set("topLogprobs", float32Array(env, sampled_.topLogprobs));
+      o.Set("topStride", sampled_.topStride);
+      result = o;
+    } else if (mode_ == Output::Capture) {
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("logits", float32Array(env, logits_));
+      o.Set("attentionInputs", float32Array(env, attnInputs_));
+      result = o;
+    } else {
+      result = float32Array(env, logits_);
     }
     done();
-    deferred_.Resolve(out);
+    deferred_.Resolve(result);
   }
   void OnError(const Napi::Error& e) override {
     done();
@@ -75,6 +80,16 @@ class ForwardWorker : public Napi::AsyncWorker {
   }
 
  private:
+  static Napi::Int32Array int32Array(Napi::Env env, const std::vector<int32_t>& v) {
+    auto out = Napi::Int32Array::New(env, v.size());
+    std::copy(v.begin(), v.end(), out.Data());
+    return out;
+  }
+  static Napi::Float32Array float32Array(Napi::Env env, const std::vector<float>& v) {
+    auto out = Napi::Float32Array::New(env, v.size());
+    std::copy(v.begin(), v.end(), out.Data());
+    return out;
+  }
   void done() {
     owner_->finishStep();
     owner_->Unref();
@@ -83,11 +98,12 @@ class ForwardWorker : public Napi::AsyncWorker {
   NativeModel* owner_;
   ModelRunner* runner_;
   StepInput input_;
-  bool argmax_;
-  bool capture_;
+  Output mode_;
+  SampleInput sampling_;
   std::vector<float> logits_;
   std::vector<float> attnInputs_;
   std::vector<int32_t> ids_;
+  SampleResult sampled_;
 };
 
 DType dtypeFromJs(Napi::Env env, const Napi::Value& v, const char* what) {
@@ -201,23 +217,28 @@ Napi::Value NativeModel::Forward(const Napi::CallbackInfo& info) {
     in.tables.push_back(int32s(t, "table", "step.tables[" + std::to_string(c) + "]"));
   }
   in.tableStrides = int32s(o, "tableStrides", "step");
-  // step.output: 'logits' (default) or 'argmax'.
-  bool argmax = false;
+  // step.output: 'logits' (default), 'argmax', or 'sample' (with step.sampling).
+  Output mode = Output::Logits;
+  SampleInput sampling;
   if (o.Has("output") && !o.Get("output").IsUndefined()) {
-    const std::string mode = o.Get("output").IsString() ? o.Get("output").As<Napi::String>().Utf8Value() : "";
-    if (mode == "argmax") argmax = true;
-    else if (mode != "logits") throw Napi::TypeError::New(env, "step.output must be 'logits' or 'argmax'");
+    const std::string m = o.Get("output").IsString() ? o.Get("output").As<Napi::String>().Utf8Value() : "";
+    if (m == "argmax") mode = Output::Argmax;
+    else if (m == "sample") mode = Output::Sample;
+    else if (m != "logits") throw Napi::TypeError::New(env, "step.output must be 'logits', 'argmax' or 'sample'");
   }
   // step.captureAttentionInputs: also resolve each layer's attention input (calibration).
-  bool capture = false;
   if (o.Has("captureAttentionInputs") && !o.Get("captureAttentionInputs").IsUndefined()) {
     if (!o.Get("captureAttentionInputs").IsBoolean())
       throw Napi::TypeError::New(env, "step.captureAttentionInputs must be a boolean");
-    capture = o.Get("captureAttentionInputs").As<Napi::Boolean>().Value();
-    if (capture && argmax)
-      throw Napi::TypeError::New(env, "step.captureAttentionInputs needs output 'logits', not 'argmax'");
+    if (o.Get("captureAttentionInputs").As<Napi::Boolean>().Value()) {
+      if (mode != Output::Logits)
+        throw Napi::TypeError::New(env, "step.captureAttentionInputs needs output 'logits'");
+      mode = Output::Capture;
+    }
   }
-  auto* worker = new ForwardWorker(env, this, &r, std::move(in), argmax, capture);
+  if (mode == Output::Sample)
+    sampling = sampleInputOf(object(o, "sampling", "step"), "step.sampling", int(in.logitRows.size()));
+  auto* worker = new ForwardWorker(env, this, &r, std::move(in), mode, std::move(sampling));
   busy_ = true;
   Napi::Promise promise = worker->promise();
   worker->Queue();

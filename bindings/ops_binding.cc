@@ -8,8 +8,10 @@
 #include <vector>
 
 #include "backend_factory.h"
+#include "common/sample_check.h"
 #include "cpu/bf16.h"
 #include "js_fields.h"
+#include "sample_js.h"
 #ifdef MIXATTN_WITH_CUDA
 #include "cuda/cuda_backend.h"
 #endif
@@ -277,6 +279,70 @@ Napi::Object run(Napi::Env env, const std::string& backend, const std::string& o
     auto ids32 = Napi::Float32Array::New(env, ids.size());
     for (size_t i = 0; i < ids.size(); ++i) ids32[i] = float(ids[i]);
     out.Set("out", ids32);
+  } else if (op == "sample") {
+    // args.logits: Float32Array [rows, vocab]; args.params: Float64Array (sampleInputOf's
+    // layout), args.penalties / args.penaltyOffsets: the rows' (id, count) pairs. Out: ids and
+    // topIds as floats, logprobs, topLogprobs, and the penalised logits. args.repeat = r > 0
+    // (benchmarks): r more steps timed as the runner runs them (upload the rows and pairs,
+    // sample, download the results; the penalties compound in place), `seconds` per step, and
+    // `downloadSeconds`: what downloading the logits instead would take per step.
+    Napi::Float32Array x = f32s(a, "logits");
+    const int rows = I("rows"), vocab = I("vocab");
+    if (rows < 0 || vocab < 1 || size_t(rows) * vocab != x.ElementLength())
+      throw Napi::TypeError::New(env, "args.logits must hold rows * vocab values");
+    SampleInput in = sampleInputOf(a, "args", rows);
+    int K = 0;
+    for (const SampleRow& r : in.rows) K = std::max(K, int(r.topLogprobs));
+    checkSampleInputs(in.rows.data(), rows, in.penalties.data(), in.penalties.size() / 2, vocab, K);
+    void* l = b.values(x.Data(), x.ElementLength(), DType::F32);
+    void* pr = b.upload(in.rows.data(), in.rows.size() * sizeof(SampleRow));
+    void* pp = b.ints(in.penalties);
+    // One output buffer, laid out as the runner's (ids, logprobs, top ids, top logprobs).
+    const size_t outN = size_t(rows) * (2 + 2 * size_t(K));
+    auto* o = static_cast<int32_t*>(b.poisoned(outN, DType::F32));
+    SampleOut so;
+    so.ids = o;
+    so.logprobs = reinterpret_cast<float*>(o + rows);
+    so.topIds = o + 2 * size_t(rows);
+    so.topLogprobs = reinterpret_cast<float*>(o + 2 * size_t(rows) + size_t(rows) * K);
+    so.topStride = K;
+    auto once = [&] {
+      be.sample(so, static_cast<float*>(l), static_cast<const SampleRow*>(pr),
+                static_cast<const int32_t*>(pp), rows, vocab);
+    };
+    once();
+    const Napi::Float32Array penalised = b.read(l, x.ElementLength(), DType::F32);
+    const int repeat = a.Has("repeat") ? I("repeat") : 0;
+    if (repeat > 0) {
+      auto timed = [&](auto&& step) {
+        be.synchronize();
+        const auto t0 = std::chrono::steady_clock::now();
+        for (int i = 0; i < repeat; ++i) step();
+        be.synchronize();
+        return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / repeat;
+      };
+      std::vector<int32_t> results(outN);
+      out.Set("seconds", timed([&] {
+        be.upload(pr, in.rows.data(), in.rows.size() * sizeof(SampleRow));
+        if (!in.penalties.empty()) be.upload(pp, in.penalties.data(), in.penalties.size() * 4);
+        once();
+        be.download(results.data(), o, outN * 4);
+      }));
+      std::vector<float> host(x.ElementLength());
+      out.Set("downloadSeconds", timed([&] { be.download(host.data(), l, host.size() * 4); }));
+    }
+    auto intsAsFloats = [&](const int32_t* p, size_t n) {
+      std::vector<int32_t> v(n);
+      if (n) be.download(v.data(), p, n * 4);
+      auto f = Napi::Float32Array::New(env, n);
+      for (size_t i = 0; i < n; ++i) f[i] = float(v[i]);
+      return f;
+    };
+    out.Set("ids", intsAsFloats(so.ids, size_t(rows)));
+    out.Set("logprobs", b.read(so.logprobs, size_t(rows), DType::F32));
+    out.Set("topIds", intsAsFloats(so.topIds, size_t(rows) * K));
+    out.Set("topLogprobs", b.read(so.topLogprobs, size_t(rows) * K, DType::F32));
+    out.Set("penalised", penalised);
   } else if (op == "gatherRows") {
     const std::vector<int32_t> index = int32s(a, "index", "args");
     const int dim = I("dim"), rows = int(index.size());

@@ -69,16 +69,31 @@ export interface NativeStep {
   tableStrides: Int32Array;
   logitRows: Int32Array;
   /**
-   * What forward resolves: the logit rows' fp32 logits (rows × vocab; the default), or their
-   * greedy token ids (Backend::argmax on the device: only the ids cross to the host).
+   * What forward resolves: the logit rows' fp32 logits (rows × vocab; the default), their
+   * greedy token ids (Backend::argmax on the device: only the ids cross to the host), or tokens
+   * sampled on the device by `sampling` (Backend::sample).
    */
-  output?: 'logits' | 'argmax';
+  output?: 'logits' | 'argmax' | 'sample';
+  /** One policy per logit row, packed by lib/sampling/device.ts packSampling (output 'sample'). */
+  sampling?: { params: Float64Array; penalties: Int32Array; penaltyOffsets: Int32Array };
   /**
    * Also return every layer's attention input (the normalised hidden state that feeds its
    * q/k/v projections): forward then resolves { logits, attentionInputs } with
    * attentionInputs [numLayers][tokens][hidden] fp32 (Eigen Attention calibration).
    */
   captureAttentionInputs?: boolean;
+}
+
+/** What a forward with output 'sample' resolves (runner.h SampleResult). */
+export interface NativeSampled {
+  /** Per logit row: the token (-1 when the row had no finite maximum). */
+  ids: Int32Array;
+  /** Per row: the chosen token's logprob (NaN unless the row asked for it). */
+  logprobs: Float32Array;
+  /** [rows × topStride]: each row's most likely tokens first, -1 past its topLogprobs. */
+  topIds: Int32Array;
+  topLogprobs: Float32Array;
+  topStride: number;
 }
 
 export interface NativeModelHandle {
@@ -88,6 +103,7 @@ export interface NativeModelHandle {
   allocateKv(numPages: number, dtype: NativeDType, blockSize: number): number;
   forward(step: NativeStep & { output: 'argmax' }): Promise<Int32Array>;
   forward(step: NativeStep & { output?: 'logits'; captureAttentionInputs: true }): Promise<{ logits: Float32Array; attentionInputs: Float32Array }>;
+  forward(step: NativeStep & { output: 'sample' }): Promise<NativeSampled>;
   forward(step: NativeStep & { output?: 'logits' }): Promise<Float32Array>;
   dispose(): void;
   info(): { disposed: boolean; backend?: string; weightBytes?: number; kvPages?: number; kvPageBytes?: number };

@@ -89,6 +89,40 @@ struct KeyBasis {
   RopeParams rope;
 };
 
+// One logits row's sampling policy (Backend::sample). Parameters are fp32 as the device reads
+// them (the caller rounds doubles to nearest); "off" values leave the distribution as it is.
+struct SampleRow {
+  double uniform = 0;            // u in [0, 1): this step's draw, from the caller's seeded PRNG
+  float temperature = 0;         // >= 0; 0 = greedy
+  float topP = 1;                // (0, 1]; 1 = off
+  float minP = 0;                // [0, 1]; 0 = off
+  float repetitionPenalty = 1;   // > 0; 1 = off
+  float presencePenalty = 0;     // finite; 0 = off
+  float frequencyPenalty = 0;    // finite; 0 = off
+  int32_t topK = 0;              // >= 0; 0 = off
+  int32_t logprobs = 0;          // 1: report the chosen token's logprob (else NaN)
+  int32_t topLogprobs = 0;       // [0, kMaxTopLogprobs]: report the n most likely tokens
+  int32_t penaltyStart = 0;      // this row's penalty pairs: penalties[2*start, 2*(start+count))
+  int32_t penaltyCount = 0;
+  int32_t pad = 0;
+};
+static_assert(sizeof(SampleRow) == 56, "SampleRow is uploaded as is");
+
+constexpr int kMaxTopLogprobs = 20;
+// Integer token weights are < 2^31 + 1, so their sums stay exact in a double up to this vocab.
+constexpr int kMaxSampleVocab = 1 << 22;
+
+// Where Backend::sample writes, all in backend memory: per row the chosen token id (-1 when the
+// row has no finite maximum), its logprob, and topStride (id, logprob) slots of which the
+// first min(topLogprobs, non-NaN logits) are filled, most likely first (the rest: -1, NaN).
+struct SampleOut {
+  int32_t* ids = nullptr;        // [rows]
+  float* logprobs = nullptr;     // [rows]
+  int32_t* topIds = nullptr;     // [rows * topStride]
+  float* topLogprobs = nullptr;  // [rows * topStride]
+  int topStride = 0;             // >= every row's topLogprobs
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -185,6 +219,31 @@ class Backend {
   // the lowest index among equal maxima, NaN never chosen; 0 when nothing beats -inf. Greedy
   // decoding's token ids without moving the logits to the host.
   virtual void argmax(int32_t* out, const float* logits, int rows, int vocab) = 0;
+
+  // Samples one token per row of logits[rows, vocab] (fp32) by the rule below, where the logits
+  // are, so only ids and requested logprobs cross to the host. lib/sampling/reduce.ts is the
+  // TypeScript twin of the same rule; the three agree bit for bit on the token for the same u.
+  //  0. Penalties (in place: the logits are penalised): for each (id, count) pair of the row,
+  //     distinct ids, in fp32 steps: v = x; if rep != 1: v = v < 0 ? v*rep : v/rep; if
+  //     count > 0 and (presence or frequency != 0): v = v - (count*frequency + presence).
+  //  1. m = the largest logit that is not NaN; m not finite: id -1 (the caller reports it).
+  //     Candidates C0: the finite logits.
+  //  2. Greedy (temperature 0): the lowest index with y = m (as argmax).
+  //  3. Else invT = 1/T; s = (y - m)*invT (0 at m); w = expWeight(s) (common/sample_math.h),
+  //     exactly 1 at m; integer weight q = floor(w * 2^31).
+  //  4. top-k (0 < k < |C0|): C1 = {y >= the k-th largest y of C0} (ties kept).
+  //  5. top-p (< 1): need = ceil(topP * sum_C1 q) (double); theta = the largest integer weight
+  //     with sum_{C1, q >= theta} q >= need; keep q >= theta (ties kept).
+  //  6. min-p (> 0): keep w >= minP (p/p_max >= minP: w_max = 1).
+  //  7. K = what 4-6 keep; S = sum_K q; t = min(floor(u*S), S - 1) (double); the token is the
+  //     first of K in index order whose running sum of q exceeds t.
+  // Logprobs: s_i - log(sum_C0 w) (T = 1 when greedy): log-softmax of the penalised logits
+  // over the whole vocabulary, before truncation. Top logprobs: the largest logits, ties by
+  // lower index, NaN never. `penalties` holds (id, count) int32 pairs in backend memory; the
+  // caller validates rows and pairs (checkSampleInputs, common/sample_check.h); vocab <=
+  // kMaxSampleVocab.
+  virtual void sample(const SampleOut& out, float* logits, const SampleRow* rows,
+                      const int32_t* penalties, int numRows, int vocab) = 0;
 
   // Graph capture (CUDA graphs): the ops issued between beginCapture() and endCapture() are
   // recorded, not run, into a graph that replay() runs again with the same pointers and launch

@@ -68,6 +68,7 @@ export class Model implements Disposable, AsyncDisposable {
     const eos = [...(opts.generation?.eosTokenIds ?? []), ...(opts.tokenizer?.eosTokenIds ?? [])].filter((t) => t < V);
     this.eosTokenIds = [...new Set(eos)];
     this.scheduler = new Scheduler(engine, {
+      deviceSampling: opts.deviceSampling,
       maxBatchTokens: opts.maxBatchTokens,
       maxRunningSequences: opts.maxRunningSequences,
       prefillChunk: opts.prefillChunk ?? DEFAULT_PREFILL_CHUNK,

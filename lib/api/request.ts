@@ -4,7 +4,7 @@
  * (lib/serve) owns the engine and the KV sequence, recomputing after a preemption without
  * telling the request: the sampler and the text state simply continue with the next token.
  */
-import { Sampler, StopMatcher, type ResolvedSamplingParams, type RowReducer } from '../sampling/index.js';
+import { Sampler, StopMatcher, type DeviceSampling, type Reduced, type ResolvedSamplingParams, type RowReducer, type SampleResult } from '../sampling/index.js';
 import { IncrementalDetokenizer, type Tokenizer } from '../tokenizer/index.js';
 import type { NextToken, RequestEnd, SchedulerClient } from '../serve/index.js';
 import { Channel } from './channel.js';
@@ -62,8 +62,29 @@ export class Request implements SchedulerClient {
 
   /** Samples from the logits row of the request's last position; streams the token's chunk unless it is the last. */
   nextToken(row: Float32Array, now: number): NextToken {
+    return this.take(this.sampler.sample(row), now);
+  }
+
+  /**
+   * Every policy of lib/sampling runs on the device (Backend::sample). A request with a
+   * host-only logits processor (a logit bias, a grammar) would answer false here.
+   */
+  canSampleOnDevice(): boolean {
+    return true;
+  }
+
+  deviceSampling(): DeviceSampling {
+    return this.sampler.deviceSampling();
+  }
+
+  /** The token Backend::sample drew from deviceSampling()'s policy, taken as nextToken does. */
+  acceptSampled(sampled: Reduced, now: number): NextToken {
+    return this.take(this.sampler.accept(sampled), now);
+  }
+
+  /** Streams the token's chunk unless it is the last. */
+  private take(r: SampleResult, now: number): NextToken {
     const p = this.spec.params;
-    const r = this.sampler.sample(row);
     if (this.completion === 0) this.tFirst = now;
     this.completion++;
     const logprobs = p.logprobs || p.topLogprobs > 0

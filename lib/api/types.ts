@@ -86,6 +86,12 @@ export interface LoadModelOptions {
   readonly maxBatchTokens?: number;
   /** Most sequences running (holding KV) at once; more requests wait (256 unless given). */
   readonly maxRunningSequences?: number;
+  /**
+   * Sample where the logits are (Backend::sample: only token ids and requested logprobs reach
+   * the host) rather than downloading each step's logits; the same tokens either way (true
+   * unless given).
+   */
+  readonly deviceSampling?: boolean;
   /** Weight loading progress (stored bytes loaded, total, tensor name); see progressBar(). */
   readonly onProgress?: (loadedBytes: number, totalBytes: number, tensorName: string) => void;
 }

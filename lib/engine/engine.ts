@@ -10,7 +10,8 @@ import type { LayerPlan } from '../plan/types.js';
 import { validatePlan } from '../plan/validate.js';
 import { kvLayout, type KvLayout } from '../kv/layout.js';
 import { KvBlockManager } from '../kv/block-manager.js';
-import { loadAddon, type NativeDType, type NativeModelHandle, type NativeStep } from '../native.js';
+import { loadAddon, type NativeDType, type NativeModelHandle, type NativeSampled } from '../native.js';
+import { packSampling, UNREAD_ROW, type DeviceSampling, type Reduced } from '../sampling/index.js';
 import { nativeModelDesc } from './native-desc.js';
 
 export type BackendName = 'cpu' | 'cuda';
@@ -167,12 +168,19 @@ export class Engine implements Disposable, AsyncDisposable {
     if (opts.output !== undefined && opts.output !== 'logits' && !argmaxOut) {
       throw new RangeError(`step: output must be 'logits' or 'argmax', got ${String(opts.output)}`);
     }
-    if (argmaxOut) {
-      const { result, rowsPerEntry } = await this.forwardStep(entries, 'step', (native, step) => native.forward({ ...step, output: 'argmax' }));
-      return splitRows(result, rowsPerEntry, 1);
+    const { step, rowsPerEntry } = this.prepare(entries, 'step');
+    const native = this.handle('step');
+    const out = await this.run<Float32Array | Int32Array>(entries, () =>
+      argmaxOut ? native.forward({ ...step, output: 'argmax' }) : native.forward(step),
+    );
+    const slices: (Float32Array | Int32Array)[] = [];
+    const width = argmaxOut ? 1 : this.config.vocabSize;
+    let r = 0;
+    for (const n of rowsPerEntry) {
+      slices.push(out.subarray(r * width, (r + n) * width));
+      r += n;
     }
-    const { result, rowsPerEntry } = await this.forwardStep(entries, 'step', (native, step) => native.forward(step));
-    return splitRows(result, rowsPerEntry, this.config.vocabSize);
+    return slices as Float32Array[] | Int32Array[];
   }
 
   /**
@@ -182,19 +190,40 @@ export class Engine implements Disposable, AsyncDisposable {
    * Attention calibration, lib/eigen).
    */
   async stepCapture(entries: readonly StepEntry[]): Promise<{ logits: Float32Array[]; attentionInputs: Float32Array }> {
-    const { result, rowsPerEntry } = await this.forwardStep(entries, 'stepCapture', (native, step) =>
-      native.forward({ ...step, captureAttentionInputs: true }),
-    );
-    return { logits: splitRows(result.logits, rowsPerEntry, this.config.vocabSize), attentionInputs: result.attentionInputs };
+    const { step, rowsPerEntry } = this.prepare(entries, 'stepCapture');
+    const out = await this.run(entries, () => this.handle('stepCapture').forward({ ...step, captureAttentionInputs: true }));
+    const logits: Float32Array[] = [];
+    let r = 0;
+    for (const n of rowsPerEntry) {
+      logits.push(out.logits.subarray(r * this.config.vocabSize, (r + n) * this.config.vocabSize));
+      r += n;
+    }
+    return { logits, attentionInputs: out.attentionInputs };
   }
 
-  /** Checks and reserves a step's tokens, runs `forward` on the packed step, commits the tokens. */
-  private async forwardStep<R>(
-    entries: readonly StepEntry[],
-    method: string,
-    forward: (native: NativeModelHandle, step: Omit<NativeStep, 'output' | 'captureAttentionInputs'>) => Promise<R>,
-  ): Promise<{ result: R; rowsPerEntry: number[] }> {
-    const native = this.handle(method);
+  /**
+   * Runs one forward step and samples each entry's last row where the logits are
+   * (Backend::sample): only the tokens and the requested logprobs cross to the host. One
+   * policy per entry (lib/sampling Sampler.deviceSampling); undefined for an entry whose token
+   * nobody reads (a prefill chunk short of its prompt's end). Entries must not ask for 'all'
+   * rows. A token of -1 reports a row without a finite maximum (Sampler.accept throws it).
+   */
+  async stepSampled(entries: readonly StepEntry[], sampling: readonly (DeviceSampling | undefined)[]): Promise<Reduced[]> {
+    if (sampling.length !== entries.length) {
+      throw new RangeError(`stepSampled: ${sampling.length} sampling policies for ${entries.length} entries`);
+    }
+    entries.forEach((e, i) => {
+      if (e.logits === 'all') throw new RangeError(`stepSampled: entries[${i}] asks for all rows; sampling takes the last one`);
+    });
+    const packed = packSampling(sampling.map((s) => s ?? UNREAD_ROW));
+    const { step } = this.prepare(entries, 'stepSampled');
+    const out = await this.run(entries, () => this.handle('stepSampled').forward({ ...step, output: 'sample', sampling: packed }));
+    return sampledRows(out, sampling);
+  }
+
+  /** Validates the entries, reserves their KV (all or nothing) and packs the native step. */
+  private prepare(entries: readonly StepEntry[], method: string) {
+    this.handle(method);
     if (this.running) throw new Error(`${method}: another step is still running on this engine`);
     if (entries.length === 0) throw new RangeError(`${method}: no entries`);
     const seen = new Set<number>();
@@ -229,17 +258,21 @@ export class Engine implements Disposable, AsyncDisposable {
       row += k;
     });
     const { tables, tableStrides } = this.packTables(entries, pastLen, numNew);
+    return { step: { tokens, numNew, pastLen, tables, tableStrides, logitRows: Int32Array.from(logitRows) }, rowsPerEntry };
+  }
 
+  /** Runs a prepared step, then commits the entries' tokens to their blocks. */
+  private async run<T>(entries: readonly StepEntry[], forward: () => Promise<T>): Promise<T> {
     this.running = true;
-    let result: R;
+    let out: T;
     try {
-      result = await forward(native, { tokens, numNew, pastLen, tables, tableStrides, logitRows: Int32Array.from(logitRows) });
+      out = await forward();
     } finally {
       this.running = false;
     }
     // The tokens let the block manager key the blocks they fill, for prefix caching.
     for (const e of entries) this.blocks.commit(e.seq, e.tokens.length, e.tokens);
-    return { result, rowsPerEntry };
+    return out;
   }
 
   /** Copies each class's block-table rows for the batch into one strided Int32Array. */
@@ -281,6 +314,17 @@ export class Engine implements Disposable, AsyncDisposable {
     if (!this.native) throw new Error(`${method}: the engine has been disposed`);
     return this.native;
   }
+}
+
+/** One Reduced per row of a native sampled step (top logprobs only for the rows that asked). */
+function sampledRows(out: NativeSampled, sampling: readonly (DeviceSampling | undefined)[]): Reduced[] {
+  const K = out.topStride;
+  return sampling.map((s, r) => {
+    const n = s?.topLogprobs ?? 0;
+    const topLogprobs = [];
+    for (let j = 0; j < n && out.topIds[r * K + j] >= 0; j++) topLogprobs.push({ token: out.topIds[r * K + j], logprob: out.topLogprobs[r * K + j] });
+    return { token: out.ids[r], logprob: out.logprobs[r], topLogprobs };
+  });
 }
 
 /** An engine under construction: the native model exists, weights are arriving. */
@@ -337,15 +381,4 @@ class EngineBuild {
   abort(): void {
     this.native.dispose();
   }
-}
-
-/** One flat array of rows of `width` values → one view per entry holding its rows. */
-function splitRows<T extends Float32Array | Int32Array>(flat: T, rowsPerEntry: readonly number[], width: number): T[] {
-  const out: T[] = [];
-  let r = 0;
-  for (const n of rowsPerEntry) {
-    out.push(flat.subarray(r * width, (r + n) * width) as T);
-    r += n;
-  }
-  return out;
 }

@@ -2,12 +2,17 @@
  * A Sampler turns one logits row per step into a token for one sequence: penalties in place
  * (undone before returning, so the caller's row is unchanged), then the reductions of a
  * RowReducer, with one uniform draw per step from a seeded PRNG (none when greedy).
+ *
+ * The same policy can run on the device instead (deviceSampling() → Backend::sample →
+ * accept()): the step's uniform comes from the same PRNG stream and the device applies the
+ * same rule, so a seed yields the same tokens whichever path each step takes.
  */
 import { webcrypto } from 'node:crypto';
 import { Prng } from '../model/prng.js';
+import type { DeviceSampling } from './device.js';
 import { resolveSamplingParams, type ResolvedSamplingParams, type SamplingParams } from './params.js';
-import { penaltyProcessors, TokenHistory, type LogitsProcessor } from './processors.js';
-import { CpuReducer, type RowReducer, type TokenLogprob } from './reduce.js';
+import { applyPenalties, penaltiesOf, TokenHistory, type Penalties } from './processors.js';
+import { CpuReducer, type Reduced, type RowReducer, type TokenLogprob } from './reduce.js';
 
 export interface SampleResult {
   readonly token: number;
@@ -31,59 +36,97 @@ export function randomSeed(): number {
   return (a & 0x1fffff) * 0x1_0000_0000 + b;
 }
 
+const NO_PAIRS = new Int32Array(0);
+
 export class Sampler {
   readonly params: ResolvedSamplingParams;
+  /** The tokens the penalties act on (the prompt only when the repetition penalty is on). */
   readonly history: TokenHistory;
   /** The seed in use (the given one, or the random one drawn). */
   readonly seed: number;
   private readonly rng: Prng;
   private readonly reducer: RowReducer;
-  private readonly processors: readonly LogitsProcessor[];
+  private readonly penalties: Penalties | undefined;
   private readonly vocabSize: number;
   private saved: { ids: number[]; vals: number[] } = { ids: [], vals: [] };
 
   constructor(params: SamplingParams | ResolvedSamplingParams, opts: SamplerOptions) {
     this.params = resolveSamplingParams(params, {}, opts.vocabSize);
     this.vocabSize = opts.vocabSize;
-    this.history = new TokenHistory(opts.promptIds);
+    this.penalties = penaltiesOf(this.params);
+    const V = opts.vocabSize;
+    const prompt = this.penalties && this.penalties.repetition !== 1 ? [...(opts.promptIds ?? [])].filter((t) => t >= 0 && t < V) : [];
+    this.history = new TokenHistory(prompt);
     this.seed = this.params.seed ?? randomSeed();
     this.rng = new Prng(this.seed);
     this.reducer = opts.reducer ?? new CpuReducer(opts.vocabSize);
-    this.processors = penaltyProcessors(this.params);
   }
 
   /** Picks the next token from `row` (vocab fp32 logits) and records it in the history. */
   sample(row: Float32Array): SampleResult {
     if (row.length !== this.vocabSize) throw new RangeError(`sampling: logits row has ${row.length} entries, expected vocabSize ${this.vocabSize}`);
-    const p = this.params;
-    if (this.processors.length > 0) this.save(row);
+    const pen = this.penalties;
+    if (pen) this.save(row);
+    let r: Reduced;
     try {
-      for (const proc of this.processors) proc.process(row, this.history);
-      const r = this.reducer.reduce(row, {
-        temperature: p.temperature,
-        topK: p.topK,
-        topP: p.topP,
-        minP: p.minP,
-        uniform: p.temperature === 0 ? 0 : this.rng.uniform(),
-        logprobs: p.logprobs,
-        topLogprobs: p.topLogprobs,
-      });
-      this.history.push(r.token);
-      return {
-        token: r.token,
-        ...(p.logprobs ? { logprob: r.logprob } : {}),
-        ...(p.topLogprobs > 0 ? { topLogprobs: r.topLogprobs } : {}),
-      };
+      if (pen) applyPenalties(row, this.history, pen);
+      r = this.reducer.reduce(row, this.spec());
     } finally {
-      if (this.processors.length > 0) this.restore(row);
+      if (pen) this.restore(row);
     }
+    return this.accept(r);
+  }
+
+  /**
+   * The next token's policy for Backend::sample: draws this step's uniform (as sample() would),
+   * so call it once per token, then hand the device's result to accept(). The penalty pairs
+   * are a view of the history, valid until accept().
+   */
+  deviceSampling(): DeviceSampling {
+    const p = this.params;
+    return {
+      ...this.spec(),
+      repetitionPenalty: p.repetitionPenalty,
+      presencePenalty: p.presencePenalty,
+      frequencyPenalty: p.frequencyPenalty,
+      penalties: this.penalties ? this.history.pairs() : NO_PAIRS,
+    };
+  }
+
+  /**
+   * Records a token chosen from this sampler's spec (by the reducer or the device) and returns
+   * it with the logprobs the parameters ask for. A negative token is the device's report of a
+   * row without a finite maximum.
+   */
+  accept(r: Reduced): SampleResult {
+    if (!(r.token >= 0 && r.token < this.vocabSize)) throw new RangeError('sampling: the logits have no finite maximum');
+    const p = this.params;
+    this.history.push(r.token);
+    return {
+      token: r.token,
+      ...(p.logprobs ? { logprob: r.logprob } : {}),
+      ...(p.topLogprobs > 0 ? { topLogprobs: r.topLogprobs } : {}),
+    };
+  }
+
+  private spec() {
+    const p = this.params;
+    return {
+      temperature: p.temperature,
+      topK: p.topK,
+      topP: p.topP,
+      minP: p.minP,
+      uniform: p.temperature === 0 ? 0 : this.rng.uniform(),
+      logprobs: p.logprobs,
+      topLogprobs: p.topLogprobs,
+    };
   }
 
   /** Records the entries the penalties may touch (the history's tokens), to undo the edits. */
   private save(row: Float32Array): void {
+    const pairs = this.history.pairs();
     const ids: number[] = [];
-    for (const t of this.history.prompt) if (t < row.length) ids.push(t);
-    for (const t of this.history.output.keys()) if (t < row.length && !this.history.prompt.has(t)) ids.push(t);
+    for (let j = 0; j < pairs.length; j += 2) if (pairs[j] < row.length) ids.push(pairs[j]);
     this.saved = { ids, vals: ids.map((t) => row[t]) };
   }
 

@@ -77,8 +77,9 @@ export function kthLargest(idx: Int32Array, n: number, keys: Keys, k: number): n
 /**
  * The top-p threshold over non-negative weights keys[idx[0..n)]: the weight w* of the token
  * at which the cumulative mass, taken from the largest weight down, first reaches `target`.
- * Keeping every weight >= w* keeps that prefix (and any ties with its last token).
- * Returns 0 (keep all) if rounding leaves the total short of target. Permutes idx.
+ * Keeping every weight >= w* keeps that prefix (and any ties with its last token). Exact for
+ * integer weights whose sum stays below 2^53 (the sampler's). Returns 0 (keep all) when the
+ * total is short of target. Permutes idx.
  */
 export function massThreshold(idx: Int32Array, n: number, keys: Float64Array, target: number): number {
   const parts: Parts = { lt: 0, gt: 0, massGt: 0, massEq: 0 };
@@ -136,50 +137,45 @@ export function kthLargestOfRow(row: Float32Array, k: number, heap: Float64Array
 }
 
 /**
- * Top-p prefilter: buckets the candidates by z = (max - logit) / T in half-nat bins (weight
- * order) and keeps only the bins up to the one where the mass from the top reaches target,
- * so the exact search runs on few tokens when the distribution is peaked. The tokens it
- * drops all weigh less than every token it keeps. Returns the new count.
+ * Top-p prefilter over integer weights (< 2^32): buckets the candidates by bit length (so by
+ * weight order: every weight of a bucket exceeds every weight of the next) and keeps only the
+ * buckets down to the one where the mass from the top reaches `need`, so the exact search
+ * runs on few tokens when the distribution is peaked. Zero weights are dropped. Everything it
+ * drops weighs less than everything it keeps. Returns the new count.
  */
-export function nucleusPrefilter(
-  idx: Int32Array,
-  n: number,
-  row: Float32Array,
-  w: Float64Array,
-  m: number,
-  invT: number,
-  target: number,
-  bins: Float64Array,
-): number {
-  const B = bins.length - 1; // the last bin holds everything at z >= B / 2
+export function weightPrefilter(idx: Int32Array, n: number, q: Float64Array, need: number, bins: Float64Array): number {
+  // bins[b]: mass of the weights with Math.clz32(w) === b (b = 32: w = 0, never counted)
+  if (bins.length < 33) throw new RangeError('weightPrefilter: bins must hold 33 entries');
   bins.fill(0);
-  const binOf = (i: number) => {
-    const z = (m - row[i]) * invT * 2;
-    return z < B ? z | 0 : B;
-  };
-  for (let j = 0; j < n; j++) bins[binOf(idx[j])] += w[idx[j]];
-  let last = B;
+  for (let j = 0; j < n; j++) bins[Math.clz32(q[idx[j]])] += q[idx[j]];
+  let last = 31;
   let cum = 0;
-  for (let b = 0; b <= B; b++) {
+  for (let b = 0; b < 32; b++) {
     cum += bins[b];
-    if (cum >= target) {
+    if (cum >= need) {
       last = b;
       break;
     }
   }
   let k = 0;
-  for (let j = 0; j < n; j++) if (binOf(idx[j]) <= last) idx[k++] = idx[j];
+  for (let j = 0; j < n; j++) {
+    const w = q[idx[j]];
+    if (w > 0 && Math.clz32(w) <= last) idx[k++] = idx[j];
+  }
   return k;
 }
 
-/** Ids of the n largest entries of row, largest first (ties: lower id first). One pass. */
+/**
+ * Ids of the n largest entries of row, largest first (ties: lower id first), NaN never (fewer
+ * than n when the row has fewer values that are not NaN). One pass.
+ */
 export function topN(row: Float32Array, n: number): number[] {
   const k = Math.min(n, row.length);
   const ids: number[] = [];
   const vals: number[] = [];
   for (let i = 0; i < row.length; i++) {
     const x = row[i];
-    if (ids.length === k && !(x > vals[k - 1])) continue;
+    if (Number.isNaN(x) || (ids.length === k && !(x > vals[k - 1]))) continue;
     let j = ids.length === k ? k - 1 : ids.length;
     while (j > 0 && x > vals[j - 1]) {
       vals[j] = vals[j - 1];

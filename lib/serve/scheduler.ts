@@ -7,12 +7,14 @@
  * Requests leave between steps: their blocks go back to the pool before the client hears of
  * the end. A cancel() of a request that is not in the step now running ends it at once.
  */
+import type { Reduced } from '../sampling/index.js';
 import { KvPool } from './kv-pool.js';
 import { MetricsRecorder, type ClassUsage, type SchedulerMetrics } from './metrics.js';
 import { removeFrom, ScheduledRequest } from './sequence.js';
 import { StepPlanner, type StepPlan } from './step-planner.js';
 import {
   resolveLimits,
+  type NextToken,
   type RequestEnd,
   type RequestHandle,
   type ResolvedLimits,
@@ -32,6 +34,8 @@ export interface StepInfo {
   /** The entries that ran (sequence ids and tokens) and the requests they belong to. */
   readonly plan: StepPlan;
   readonly requestIds: readonly number[];
+  /** Whether the step sampled on the device (Engine.stepSampled) rather than downloading logits. */
+  readonly sampledOnDevice: boolean;
 }
 
 export class Scheduler {
@@ -152,16 +156,25 @@ export class Scheduler {
     const plan = this.planner.plan();
     if (plan.entries.length === 0) return; // requests were failed: the queues changed
     for (const r of plan.reqs) r.inStep = true;
-    let logits: Float32Array[];
+    // The entries that reach their request's last known token: a token is sampled from them.
+    const sampling = plan.reqs.map((r, j) => r.computed + plan.entries[j].tokens.length >= r.tokens.length);
+    const onDevice = this.samplesOnDevice(plan.reqs, sampling);
+    let logits: Float32Array[] | undefined;
+    let sampled: Reduced[] | undefined;
     try {
-      logits = await this.engine.step(plan.entries);
+      if (onDevice) {
+        const policies = plan.reqs.map((r, j) => (sampling[j] ? r.client.deviceSampling!() : undefined));
+        sampled = await this.engine.stepSampled!(plan.entries, policies);
+      } else {
+        logits = await this.engine.step(plan.entries);
+      }
     } catch (e) {
       // Nothing was committed (or the backend failed): the step's requests end with the error.
       for (const r of plan.reqs) r.inStep = false;
       for (const r of plan.reqs) this.end(r, { reason: 'error', error: e });
       return;
     } finally {
-      this.opts.onStep?.({ plan, requestIds: plan.reqs.map((r) => r.id) });
+      this.opts.onStep?.({ plan, requestIds: plan.reqs.map((r) => r.id), sampledOnDevice: onDevice });
     }
     const now = performance.now();
     for (const r of plan.reqs) r.inStep = false;
@@ -179,16 +192,31 @@ export class Scheduler {
         continue;
       }
       if (r.computed < r.tokens.length) continue; // a prefill chunk short of the end: no token yet
-      if (this.sample(r, logits[j], now)) generated++;
+      const take = sampled ? () => r.client.acceptSampled!(sampled[j], now) : () => r.client.nextToken(logits![j], now);
+      if (this.sample(r, take, now)) generated++;
     }
     this.recorder.step(plan.prefillTokens, recomputed, generated, now);
   }
 
-  /** Asks the client for the next token; false when the client failed. */
-  private sample(r: ScheduledRequest, row: Float32Array, now: number): boolean {
+  /**
+   * Whether this step samples on the device: the option is on, the engine can, and so can every
+   * request that takes a token from it (a step of prefill chunks alone qualifies: its logits
+   * are never downloaded).
+   */
+  private samplesOnDevice(reqs: readonly ScheduledRequest[], sampling: readonly boolean[]): boolean {
+    if (!this.limits.deviceSampling || !this.engine.stepSampled) return false;
+    return reqs.every((r, j) => {
+      if (!sampling[j]) return true;
+      const c = r.client;
+      return c.canSampleOnDevice !== undefined && c.deviceSampling !== undefined && c.acceptSampled !== undefined && c.canSampleOnDevice();
+    });
+  }
+
+  /** Takes the client's next token; false when the client failed. */
+  private sample(r: ScheduledRequest, take: () => NextToken, now: number): boolean {
     let next;
     try {
-      next = r.client.nextToken(row, now);
+      next = take();
     } catch (e) {
       this.end(r, { reason: 'error', error: e }, now);
       return false;

@@ -8,12 +8,19 @@
  */
 import type { StepEntry } from '../engine/engine.js';
 import type { KvBlockManager } from '../kv/block-manager.js';
+import type { DeviceSampling, Reduced } from '../sampling/index.js';
 
 /** The part of Engine the scheduler uses (tests give a simulated one with a real block manager). */
 export interface SchedulerEngine {
   readonly blocks: KvBlockManager;
   /** Reserves (all or nothing), runs the batch, commits; logits of each entry's last token. */
   step(entries: readonly StepEntry[]): Promise<Float32Array[]>;
+  /**
+   * As step, but samples each entry's last row where the logits are, by the entry's policy
+   * (undefined: a row nobody reads); only tokens and requested logprobs come back. Optional:
+   * without it every step samples on the host.
+   */
+  stepSampled?(entries: readonly StepEntry[], sampling: readonly (DeviceSampling | undefined)[]): Promise<Reduced[]>;
 }
 
 /** Why a request ended: its client said so (stop, length), it was cancelled, or it failed. */
@@ -39,6 +46,15 @@ export interface SchedulerClient {
    * whatever preemptions happen in between. Throwing ends the request with the error.
    */
   nextToken(row: Float32Array, now: number): NextToken;
+  /**
+   * Device sampling (optional; all three or none): whether the next token's policy can run on
+   * the device (Backend::sample covers it); the policy for this step (called once per token,
+   * only for a step that runs: it draws the step's random number); and the token sampled by it,
+   * which the client takes as nextToken would (throwing ends the request with the error).
+   */
+  canSampleOnDevice?(): boolean;
+  deviceSampling?(): DeviceSampling;
+  acceptSampled?(sampled: Reduced, now: number): NextToken;
   /** The request was admitted for the first time (its first step is being built). */
   onStart?(now: number): void;
   /** The request left the scheduler; its KV blocks are already back in the pool. Called once. */
@@ -58,6 +74,12 @@ export interface RequestHandle {
 }
 
 export interface SchedulerLimits {
+  /**
+   * Sample on the device (Engine.stepSampled) when the engine can and every request that takes
+   * a token from the step can; else download the logits and sample on the host. True unless
+   * given. The two paths give the same tokens for the same seeds.
+   */
+  readonly deviceSampling?: boolean;
   /** Most tokens one step runs: every decode (one token each) plus prefill chunks. */
   readonly maxBatchTokens?: number;
   /** Most sequences holding KV and taking part in steps at once. */
@@ -76,6 +98,7 @@ export const DEFAULT_MAX_RUNNING_SEQUENCES = 256;
 export const DEFAULT_SCHEDULER_PREFILL_CHUNK = 512;
 
 export interface ResolvedLimits {
+  readonly deviceSampling: boolean;
   readonly maxBatchTokens: number;
   readonly maxRunningSequences: number;
   readonly prefillChunk: number;
@@ -88,7 +111,11 @@ export function resolveLimits(l: SchedulerLimits, numPages: number): ResolvedLim
     if (!Number.isSafeInteger(x) || x < min) throw new RangeError(`${name} must be an integer >= ${min}, got ${String(x)}`);
     return x;
   };
+  if (l.deviceSampling !== undefined && typeof l.deviceSampling !== 'boolean') {
+    throw new RangeError(`deviceSampling must be a boolean, got ${String(l.deviceSampling)}`);
+  }
   return {
+    deviceSampling: l.deviceSampling ?? true,
     maxBatchTokens: int('maxBatchTokens', l.maxBatchTokens, DEFAULT_MAX_BATCH_TOKENS, 1),
     maxRunningSequences: int('maxRunningSequences', l.maxRunningSequences, DEFAULT_MAX_RUNNING_SEQUENCES, 1),
     prefillChunk: int('prefillChunk', l.prefillChunk, DEFAULT_SCHEDULER_PREFILL_CHUNK, 1),

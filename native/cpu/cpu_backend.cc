@@ -105,6 +105,10 @@ class CpuBackend final : public Backend {
       out[r] = at;
     }
   }
+  void sample(const SampleOut& out, float* logits, const SampleRow* rows, const int32_t* penalties,
+              int numRows, int vocab) override {
+    cpu::sample(pool_, out, logits, rows, penalties, numRows, vocab);
+  }
 
  private:
   static float* f(void* p) { return static_cast<float*>(p); }

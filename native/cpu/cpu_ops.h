@@ -67,5 +67,9 @@ void attentionLowRankKeys(ThreadPool& pool, float* out, const float* q, const Pa
                           const BatchLayout& batch, int numHeads, int window, float scale,
                           float softcap, const KeyBasis& keys);
 
+// Sampling (ops_sampling.cc): Backend::sample's rule, one row per pool chunk.
+void sample(ThreadPool& pool, const SampleOut& out, float* logits, const SampleRow* rows,
+            const int32_t* penalties, int numRows, int vocab);
+
 }  // namespace cpu
 }  // namespace mixattn

@@ -215,6 +215,13 @@ class CudaBackend final : public Backend {
     bind();
     if (rows > 0 && vocab > 0) cuda::argmax(ctx_, out, logits, rows, vocab);
   }
+  void sample(const SampleOut& out, float* logits, const SampleRow* rows, const int32_t* penalties,
+              int numRows, int vocab) override {
+    bind();
+    if (numRows <= 0 || vocab <= 0) return;
+    float* weights = scratch(size_t(numRows) * vocab * sizeof(float));
+    cuda::sample(ctx_, out, logits, weights, rows, penalties, numRows, vocab);
+  }
   void logits(float* out, const void* hidden, const void* w, DType wType, int M, int V, int K,
               float softcap) override {
     bind();

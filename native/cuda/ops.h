@@ -44,6 +44,9 @@ void gatedActivation(const Ctx& c, void* out, const void* gate, const void* up, 
 void softcapInPlace(const Ctx& c, float* x, size_t n, float cap);
 // ops_sampling.cu: out[r] = argmax of logits[r, 0..vocab) (Backend::argmax's rules).
 void argmax(const Ctx& c, int32_t* out, const float* logits, int rows, int vocab);
+// ops_sampling.cu: Backend::sample; weights: [numRows, vocab] fp32 device scratch.
+void sample(const Ctx& c, const SampleOut& out, float* logits, float* weights,
+            const SampleRow* rows, const int32_t* penalties, int numRows, int vocab);
 void bf16ToF32(const Ctx& c, float* dst, const void* src, size_t n);
 void f32ToBf16(const Ctx& c, void* dst, const float* src, size_t n);
 

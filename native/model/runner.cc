@@ -1,9 +1,12 @@
 #include "model/runner.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+
+#include "common/sample_check.h"
 
 namespace mixattn {
 
@@ -39,7 +42,8 @@ ModelRunner::~ModelRunner() {
   dropGraphs();
   for (auto& [name, w] : weights_) backend_->release(w.data);
   for (void* p : {arena_, x_, h_, q_, k_, v_, attn_, o_, gate_, up_, rows_, meta_,
-                  static_cast<void*>(logitsDev_), static_cast<void*>(idsDev_)})
+                  static_cast<void*>(logitsDev_), static_cast<void*>(idsDev_), sampleIn_,
+                  sampleOut_})
     if (p) backend_->release(p);
 }
 
@@ -351,6 +355,63 @@ void ModelRunner::captureAttentionInput(int layer, int T) {
     const uint32_t u = uint32_t(bits[j]) << 16;
     std::memcpy(dst + j, &u, sizeof u);
   }
+}
+
+namespace {
+// Grows a backend buffer to at least `bytes` (contents are not kept).
+void ensureBuffer(Backend& be, void*& buf, size_t& cap, size_t bytes, const char* what) {
+  if (bytes <= cap && buf) return;
+  const size_t want = std::max(bytes, cap * 2);
+  void* p = be.alloc(want, what);
+  if (buf) be.release(buf);
+  buf = p;
+  cap = want;
+}
+}  // namespace
+
+void ModelRunner::forwardSample(const StepInput& in, const SampleInput& s, SampleResult& out) {
+  const int R = int(in.logitRows.size());
+  if (int(s.rows.size()) != R)
+    throw Error("forward: " + std::to_string(s.rows.size()) + " sampling rows for " +
+                std::to_string(R) + " logit rows");
+  if (s.penalties.size() % 2 != 0) throw Error("forward: penalties must hold (id, count) pairs");
+  checkSampleInputs(s.rows.data(), R, s.penalties.data(), s.penalties.size() / 2, desc_.vocabSize,
+                    kMaxTopLogprobs);
+  int K = 0;
+  for (const SampleRow& r : s.rows) K = std::max(K, int(r.topLogprobs));
+  step(in);
+  Backend& be = *backend_;
+  // Rows first (8-byte aligned), then the pairs: one upload.
+  const size_t rowBytes = size_t(R) * sizeof(SampleRow);
+  const size_t inBytes = rowBytes + s.penalties.size() * sizeof(int32_t);
+  std::vector<uint8_t> host(inBytes);
+  std::memcpy(host.data(), s.rows.data(), rowBytes);
+  if (!s.penalties.empty())
+    std::memcpy(host.data() + rowBytes, s.penalties.data(), s.penalties.size() * sizeof(int32_t));
+  ensureBuffer(be, sampleIn_, sampleInBytes_, inBytes, "sampling parameters");
+  be.upload(sampleIn_, host.data(), inBytes);
+  // Outputs: ids, logprobs, top ids, top logprobs (4 bytes each): one download.
+  const size_t n = size_t(R) * (2 + 2 * size_t(K));
+  ensureBuffer(be, sampleOut_, sampleOutBytes_, n * 4, "sampled tokens");
+  auto* o = static_cast<int32_t*>(sampleOut_);
+  SampleOut so;
+  so.ids = o;
+  so.logprobs = reinterpret_cast<float*>(o + R);
+  so.topIds = o + 2 * R;
+  so.topLogprobs = reinterpret_cast<float*>(o + 2 * R + size_t(R) * K);
+  so.topStride = K;
+  auto* dev = static_cast<uint8_t*>(sampleIn_);
+  be.sample(so, logitsDev_, reinterpret_cast<const SampleRow*>(dev),
+            reinterpret_cast<const int32_t*>(dev + rowBytes), R, desc_.vocabSize);
+  std::vector<int32_t> all(n);
+  be.download(all.data(), sampleOut_, n * 4);
+  out.topStride = K;
+  out.ids.assign(all.begin(), all.begin() + R);
+  out.logprobs.resize(R);
+  std::memcpy(out.logprobs.data(), all.data() + R, size_t(R) * 4);
+  out.topIds.assign(all.begin() + 2 * R, all.begin() + 2 * R + size_t(R) * K);
+  out.topLogprobs.resize(size_t(R) * K);
+  if (K) std::memcpy(out.topLogprobs.data(), all.data() + 2 * R + size_t(R) * K, size_t(R) * K * 4);
 }
 
 void ModelRunner::run(const StepInput& in, DecodeGraph* g, GraphUse use) {

@@ -25,6 +25,22 @@ struct StepInput {
   std::vector<int32_t> logitRows;  // rows whose logits are returned, in this order
 };
 
+// Sampling of one step's logit rows on the backend (forwardSample), in host memory: one row of
+// parameters per logitRows entry, whose penaltyStart/penaltyCount index `penalties`.
+struct SampleInput {
+  std::vector<SampleRow> rows;
+  std::vector<int32_t> penalties;  // (token id, output count) pairs
+};
+
+// What forwardSample returns (SampleOut's fields, downloaded).
+struct SampleResult {
+  std::vector<int32_t> ids;
+  std::vector<float> logprobs;
+  std::vector<int32_t> topIds;       // [rows * topStride]
+  std::vector<float> topLogprobs;    // [rows * topStride]
+  int topStride = 0;                 // the largest topLogprobs of the rows
+};
+
 class ModelRunner {
  public:
   ModelRunner(std::unique_ptr<Backend> backend, ModelDesc desc);
@@ -57,6 +73,10 @@ class ModelRunner {
   // feeds its q/k/v projections) to `attnInputs`, [numLayers][tokens][hiddenSize] fp32
   // (Eigen Attention calibration). Runs the step's ops as given (no decode-graph bucket).
   void forwardCapture(const StepInput& in, float* logits, float* attnInputs);
+  // Runs one step and samples each of logitRows on the backend (Backend::sample; the logits
+  // stay in backend memory: only ids and the requested logprobs are downloaded). Bad sampling
+  // input throws before the step runs.
+  void forwardSample(const StepInput& in, const SampleInput& s, SampleResult& out);
 
  private:
   struct Weight {
@@ -108,6 +128,11 @@ class ModelRunner {
   size_t metaBytes_ = 0;
   float* logitsDev_ = nullptr;
   int32_t* idsDev_ = nullptr;  // [capLogitRows_] argmax ids
+  // forwardSample's uploads (rows, then penalty pairs) and outputs, grown on demand.
+  void* sampleIn_ = nullptr;
+  size_t sampleInBytes_ = 0;
+  void* sampleOut_ = nullptr;
+  size_t sampleOutBytes_ = 0;
   // Decode graphs by bucket size. They point into the workspace, the arena and the backend's
   // scratch: dropped whenever the workspace or the arena is reallocated.
   std::map<int, DecodeGraph> graphs_;

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadModel, type GenerateChunk, type Model } from '../../lib/api/index.js';
-import { drain, expectedOf, fixture, idsOf } from './helpers.js';
+import { aroundSteps, drain, expectedOf, fixture, idsOf } from './helpers.js';
 
 describe('generation lifecycle: abort, break, concurrency, dispose, KV limits', () => {
   let model: Model;
@@ -58,13 +58,11 @@ describe('generation lifecycle: abort, break, concurrency, dispose, KV limits', 
     for (const g of greedy) alone.push((await model.complete(g, { temperature: 0, maxTokens: 32 })).tokenIds);
     alone.push((await model.complete(greedy[1], sampled)).tokenIds);
     // record the batch sizes of the shared steps
-    const engine = model.engine;
-    const step = engine.step.bind(engine);
     let widest = 0;
-    engine.step = (entries) => {
+    const restore = aroundSteps(model.engine, (entries, run) => {
       widest = Math.max(widest, entries.length);
-      return step(entries);
-    };
+      return run();
+    });
     let together;
     try {
       together = await Promise.all([
@@ -72,7 +70,7 @@ describe('generation lifecycle: abort, break, concurrency, dispose, KV limits', 
         model.complete(greedy[1], sampled),
       ]);
     } finally {
-      engine.step = step;
+      restore();
     }
     expect(widest).toBe(4);
     expect(together.map((r) => r.tokenIds)).toEqual(alone);

@@ -13,9 +13,11 @@ const backend = process.env.MIXATTN_SANITIZE_BACKEND ?? 'cuda';  // 'cpu' checks
 const run = (op, args) => addon.runOp(backend, op, args);
 // MIXATTN_SANITIZE_PREFILL=1: only the prefill kernel, in every configuration (attn_prefill_*.cu).
 const prefillOnly = process.env.MIXATTN_SANITIZE_PREFILL === '1';
+// MIXATTN_SANITIZE_SAMPLE=1: only the sampling kernel (ops_sampling.cu).
+const sampleOnly = process.env.MIXATTN_SANITIZE_SAMPLE === '1';
 const PREFILL_VARIANTS = { 64: 3, 128: 10, 256: 3 };
 
-if (!prefillOnly) {
+if (!prefillOnly && !sampleOnly) {
 run('embedding', { tokens: Int32Array.from([1, 5, 2]), table: r(10 * 40), tableType: 'f32', vocab: 10, dim: 40, scale: 2 });
 for (const wType of ['f32', 'bf16']) {
   const w = (n) => (wType === 'f32' ? r(n) : Uint16Array.from(r(n), (x) => new Uint32Array(Float32Array.of(x).buffer)[0] >>> 16));
@@ -29,8 +31,29 @@ run('gatherRows', { x: r(8 * 16), index: Int32Array.from([3, 0, 7]), dim: 16 });
 run('gatedActivation', { gate: r(4 * 50), up: r(4 * 50), T: 4, I: 50, act: 'silu' });
 run('rope', { x: r(6 * 3 * 64), positions: Int32Array.from([0, 1, 2, 9, 500, 70000]), heads: 3, headDim: 64, rope: { theta: 1e4, scaling: 'default' } });
 }
+if (!prefillOnly) {
+// sample: every stage (penalties, top-k, top-p, min-p, draw, top logprobs) on a vocab that is a
+// multiple of 4 (16-byte loads) and one that is not; params per row as lib/sampling/device.ts packs them:
+// uniform, temperature, topK, topP, minP, repetition, presence, frequency, logprobs, topLogprobs.
+for (const vocab of [5003, 6000]) {
+  const rows = [
+    [0.3, 0.8, 40, 0.9, 0.05, 1.2, 0.5, 0.3, 1, 5],
+    [0.9, 1.5, 0, 0.5, 0, 1, 0, 0, 0, 20],
+    [0, 0, 0, 1, 0, 1.1, 0, 0, 1, 3],
+    [0.5, 1, vocab - 1, 1, 0.2, 1, 0, 0, 1, 0],
+  ];
+  run('sample', {
+    logits: Float32Array.from(r(rows.length * vocab, 4), (x, i) => (i % 97 === 0 ? -Infinity : x)),
+    rows: rows.length,
+    vocab,
+    params: Float64Array.from(rows.flat()),
+    penalties: Int32Array.from([1, 2, 7, 0, 30, 1, 4, 3]),
+    penaltyOffsets: Int32Array.from([0, 3, 3, 4, 4]),
+  });
+}
+}
 
-for (const [D, dtype] of [[64, 'bf16'], [128, 'bf16'], [256, 'bf16'], [128, 'f32'], [12, 'f32']]) {
+for (const [D, dtype] of sampleOnly ? [] : [[64, 'bf16'], [128, 'bf16'], [256, 'bf16'], [128, 'f32'], [12, 'f32']]) {
   const bs = 16, H = 2, numPages = 24, tableStride = 10;
   const tables = Int32Array.from({ length: 2 * tableStride }, (_, i) => (i * 7) % numPages);
   const kv = { dtype, numPages, blockSize: bs, numKvHeads: H, kDim: D, vDim: D, pagesPerBlock: 1, slot: 0, tableStride, tables, arena: r(numPages * bs * H * 2 * D) };

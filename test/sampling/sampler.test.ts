@@ -52,9 +52,9 @@ describe('Sampler', () => {
       const row = randomRow(rng, 50_000, scale);
       const { ids, probs } = reducer.kept(row, c);
       expect(ids).toEqual(keptReference(row, c));
-      // renormalised over the kept set
+      // renormalised over the kept set (integer weights: within 2^-31 of the top token's)
       const ref = softmax64(ids.map((i) => row[i]), c.temperature);
-      probs.forEach((q, j) => expect(q).toBeCloseTo(ref[j], 12));
+      probs.forEach((q, j) => expect(Math.abs(q - ref[j])).toBeLessThan(1e-6));
     }
   });
 
@@ -93,7 +93,7 @@ describe('Sampler', () => {
     top.forEach((x) => expect(x.logprob).toBeCloseTo(expected[x.token], 6));
     expect(Array.from(row)).toEqual([2, -1, 0.5, 3, 0]);
     // the chosen token joined the history: next step penalises token 3 as well
-    expect(s.history.output.get(3)).toBe(1);
+    expect(s.history.count(3)).toBe(1);
     const r2 = s.sample(row);
     expect(r2.logprob).toBeCloseTo(logSoftmax64([1, -2.75, -0.75, 1.5 - 0.75, 0])[r2.token], 6);
   });
@@ -111,19 +111,19 @@ describe('Sampler', () => {
     expect(Number.isSafeInteger(a.seed)).toBe(true);
   });
 
-  it('logprobs: log-softmax(logits / T) of the full vocab in float64, before truncation', () => {
+  it('logprobs: log-softmax(logits / T) of the full vocab (to fp32 rounding), before truncation', () => {
     const rng = new Prng(9);
     const row = randomRow(rng, 20, 2);
     for (const T of [0, 0.6, 1.4]) {
       const s = new Sampler({ temperature: T, topK: 3, seed: 4, logprobs: true, topLogprobs: 20 }, { vocabSize: 20 });
       const r = s.sample(row);
       const ref = logSoftmax64(row, T === 0 ? 1 : T);
-      expect(r.logprob).toBeCloseTo(ref[r.token], 10);
+      expect(Math.abs(r.logprob! - ref[r.token])).toBeLessThan(1e-5);
       expect(r.topLogprobs).toHaveLength(20);
       const sum = r.topLogprobs!.reduce((a, x) => a + Math.exp(x.logprob), 0);
-      expect(sum).toBeCloseTo(1, 12);
+      expect(Math.abs(sum - 1)).toBeLessThan(1e-6);
       r.topLogprobs!.forEach((x, j) => {
-        expect(x.logprob).toBeCloseTo(ref[x.token], 10);
+        expect(Math.abs(x.logprob - ref[x.token])).toBeLessThan(1e-5);
         if (j > 0) expect(x.logprob).toBeLessThanOrEqual(r.topLogprobs![j - 1].logprob);
       });
     }

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import OpenAI from 'openai';
 import type { Model } from '../../lib/api/index.js';
 import type { MixattnServer } from '../../lib/server/index.js';
+import { aroundSteps } from '../api/helpers.js';
 import { MODEL_NAME, client, serveFixture } from './helpers.js';
 
 /** POST JSON (or raw text) and return status, headers and the parsed body. */
@@ -129,9 +130,7 @@ describe('errors in OpenAI JSON with the right status', () => {
   });
 
   it('500 never leaks internals: a failed step becomes a generic error (JSON, or an SSE error event)', async () => {
-    const engine = model.engine;
-    const step = engine.step.bind(engine);
-    engine.step = () => Promise.reject(new Error('secret native detail at 0xdeadbeef'));
+    const restore = aroundSteps(model.engine, () => Promise.reject(new Error('secret native detail at 0xdeadbeef')));
     try {
       const r = await post(server, '/v1/completions', { model: MODEL_NAME, prompt: 'x', max_tokens: 3 }, { Authorization: 'Bearer sekret' });
       expect(r.status).toBe(500);
@@ -144,7 +143,7 @@ describe('errors in OpenAI JSON with the right status', () => {
       expect(e).toBeInstanceOf(OpenAI.APIError);
       expect((e as Error).message).not.toMatch(/secret|0xdead/);
     } finally {
-      engine.step = step;
+      restore();
     }
     expect(model.engine.blocks.usedPages).toBe(0);
   });

@@ -1,22 +1,20 @@
 import { describe, expect, it } from 'vitest';
 import OpenAI from 'openai';
-import type { StepEntry } from '../../lib/engine/engine.js';
 import type { Model } from '../../lib/api/index.js';
+import { aroundSteps } from '../api/helpers.js';
 import { MODEL_NAME, client, rawStream, serveFixture, until } from './helpers.js';
 
 /** Holds every engine step until release(): requests pile up in the queue meanwhile. */
 function gateSteps(model: Model) {
-  const engine = model.engine;
-  const step = engine.step.bind(engine);
   let open!: () => void;
   const gate = new Promise<void>((r) => (open = r));
   let entered = false;
-  engine.step = async (entries: readonly StepEntry[]) => {
+  const restore = aroundSteps(model.engine, async (_entries, run) => {
     entered = true;
     await gate;
-    return step(entries);
-  };
-  return { entered: () => entered, release: () => open(), restore: () => (engine.step = step) };
+    return run();
+  });
+  return { entered: () => entered, release: () => open(), restore };
 }
 
 /** Every metric line: name{labels} value, each family introduced by HELP and TYPE. */

@@ -10,6 +10,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Model } from '../../lib/api/index.js';
 import type { MixattnServer } from '../../lib/server/index.js';
+import { aroundSteps } from '../api/helpers.js';
 import { MODEL_NAME, connections, rawStream, serveFixture, until, type RawStream } from './helpers.js';
 
 const REQUESTS = 200;
@@ -107,22 +108,20 @@ describe('load: 200 concurrent streams, a fifth aborted', () => {
 
     const t0 = performance.now();
     let widest = 0;
-    const engine = model.engine;
-    const step = engine.step.bind(engine);
     // The first step waits until most requests are in (the tiny model would otherwise finish
     // early ones before late ones arrive): the streams then really run in shared steps.
     let gate: Promise<unknown> | undefined = until(() => server.activeGenerations >= REQUESTS * 0.7, 5000);
-    engine.step = async (entries) => {
+    const restore = aroundSteps(model.engine, async (entries, runStep) => {
       if (gate) await gate;
       gate = undefined;
       widest = Math.max(widest, entries.length);
-      return step(entries);
-    };
+      return runStep();
+    });
     let results: RawStream[];
     try {
       results = await Promise.all(specs.map((s) => run(server, s)));
     } finally {
-      engine.step = step;
+      restore();
     }
     const seconds = (performance.now() - t0) / 1000;
 
