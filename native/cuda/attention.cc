@@ -127,7 +127,7 @@ void attention(const Ctx& c, void* out, const void* q, const PagedKv& kv,
   // V narrower than K: the low-rank kernels with plain keys stand in for prefill and decode.
   const bool narrow = narrowValuesSupported(c, a);
   const bool manyRows = batch.numTokens > batch.numSeqs;
-  AttnPath path = AttnPath(gPath.load());
+  AttnPath path = forcedAttentionPath();
   const bool forced = path != AttnPath::Auto;
   if (path == AttnPath::Auto) {
     if (canPrefill && (manyRows || !canDecode)) path = AttnPath::Prefill;
