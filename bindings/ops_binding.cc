@@ -282,10 +282,11 @@ Napi::Object run(Napi::Env env, const std::string& backend, const std::string& o
   } else if (op == "sample") {
     // args.logits: Float32Array [rows, vocab]; args.params: Float64Array (sampleInputOf's
     // layout), args.penalties / args.penaltyOffsets: the rows' (id, count) pairs. Out: ids and
-    // topIds as floats, logprobs, topLogprobs, and the penalised logits. args.repeat = r > 0
-    // (benchmarks): r more steps timed as the runner runs them (upload the rows and pairs,
-    // sample, download the results; the penalties compound in place), `seconds` per step, and
-    // `downloadSeconds`: what downloading the logits instead would take per step.
+    // topIds as floats, logprobs, topLogprobs, and the penalised logits, all of the first step.
+    // args.repeat = r > 0 (benchmarks): r more steps timed as the runner runs them (upload the
+    // rows and pairs, sample, download the results), `seconds` per step, and `downloadSeconds`:
+    // what downloading the logits instead would take per step. The timed steps compound the
+    // penalties in place, so their tokens differ; the outputs are read before them.
     Napi::Float32Array x = f32s(a, "logits");
     const int rows = I("rows"), vocab = I("vocab");
     if (rows < 0 || vocab < 1 || size_t(rows) * vocab != x.ElementLength())
@@ -311,7 +312,18 @@ Napi::Object run(Napi::Env env, const std::string& backend, const std::string& o
                 static_cast<const int32_t*>(pp), rows, vocab);
     };
     once();
-    const Napi::Float32Array penalised = b.read(l, x.ElementLength(), DType::F32);
+    auto intsAsFloats = [&](const int32_t* p, size_t n) {
+      std::vector<int32_t> v(n);
+      if (n) be.download(v.data(), p, n * 4);
+      auto f = Napi::Float32Array::New(env, n);
+      for (size_t i = 0; i < n; ++i) f[i] = float(v[i]);
+      return f;
+    };
+    out.Set("ids", intsAsFloats(so.ids, size_t(rows)));
+    out.Set("logprobs", b.read(so.logprobs, size_t(rows), DType::F32));
+    out.Set("topIds", intsAsFloats(so.topIds, size_t(rows) * K));
+    out.Set("topLogprobs", b.read(so.topLogprobs, size_t(rows) * K, DType::F32));
+    out.Set("penalised", b.read(l, x.ElementLength(), DType::F32));
     const int repeat = a.Has("repeat") ? I("repeat") : 0;
     if (repeat > 0) {
       auto timed = [&](auto&& step) {
@@ -331,18 +343,6 @@ Napi::Object run(Napi::Env env, const std::string& backend, const std::string& o
       std::vector<float> host(x.ElementLength());
       out.Set("downloadSeconds", timed([&] { be.download(host.data(), l, host.size() * 4); }));
     }
-    auto intsAsFloats = [&](const int32_t* p, size_t n) {
-      std::vector<int32_t> v(n);
-      if (n) be.download(v.data(), p, n * 4);
-      auto f = Napi::Float32Array::New(env, n);
-      for (size_t i = 0; i < n; ++i) f[i] = float(v[i]);
-      return f;
-    };
-    out.Set("ids", intsAsFloats(so.ids, size_t(rows)));
-    out.Set("logprobs", b.read(so.logprobs, size_t(rows), DType::F32));
-    out.Set("topIds", intsAsFloats(so.topIds, size_t(rows) * K));
-    out.Set("topLogprobs", b.read(so.topLogprobs, size_t(rows) * K, DType::F32));
-    out.Set("penalised", penalised);
   } else if (op == "gatherRows") {
     const std::vector<int32_t> index = int32s(a, "index", "args");
     const int dim = I("dim"), rows = int(index.size());

@@ -10,6 +10,8 @@
 # train/build/data carried:
 #   source .device-gpu/boot.sh && MIXATTN_COMMIT=<sha> bash train/pipeline-on-gpu.sh
 #   TRAIN_S  training deadline in seconds (default 270)   DEADLINE_S  the whole call (570)
+#   STAGES   all (default), train (train and export only: a second call on the still-warm
+#            machine runs the rest), rest (everything after training, on the models left there)
 #   A CPU smoke run of the whole script: SMOKE=1 BACKEND=cpu TRAIN_S=30 RETRIEVAL=<few lines>
 #   EVAL_ARGS="--max-heldout-tokens 2048" CAL_ARGS="--samples 4 --seq-len 128"
 set -uo pipefail
@@ -30,10 +32,15 @@ today=$(date +%F)
 BACKEND=${BACKEND:-cuda}
 RETRIEVAL=${RETRIEVAL:-train/build/data/retrieval-eval.jsonl}
 
+STAGES=${STAGES:-all}
 # 1. Train and export (the self-tests passed on this machine before: SKIP_CHECKS).
-SKIP_CHECKS=1 TRAIN_ARGS="${TRAIN_ARGS:---compile}" OUT=$STAGE/train timeout $((TRAIN_S + 150)) bash train/run-on-gpu.sh "$TRAIN_S"
-echo "[train] exit $?, at $(($(date +%s) - t0)) s"
-ls $MODELS
+if [[ $STAGES != rest ]]; then
+  SKIP_CHECKS=1 TRAIN_ARGS="${TRAIN_ARGS:---compile}" OUT=$STAGE/train timeout $((TRAIN_S + 150)) bash train/run-on-gpu.sh "$TRAIN_S"
+  echo "[train] exit $?, at $(($(date +%s) - t0)) s"
+  ls $MODELS
+  tar -C "$STAGE/train" -cf "$OUT/train-logs.tar" . 2>/dev/null
+  [[ $STAGES == train ]] && exit 0
+fi
 
 # 2. The plans through our engine (CUDA).
 plans=(standard ma ma-endslide ma-offset ma-pairs sliding)

@@ -14,7 +14,8 @@
 #    (COPY_MODELS=all: every model, ~45 MB each).
 # Everything is logged to $OUT/train.log. Extra train.py flags: TRAIN_ARGS="--compile ...".
 # CHECK_ENGINE=1 also runs export.py --check-engine (needs node, dist/ and the addon built).
-# SKIP_CHECKS=1 skips step 1.
+# SKIP_CHECKS=1 skips step 1. TINY_ARGS: extra train.py flags for tiny alone (e.g. --steps N: it
+# overfits the 3.7M-token corpus long before a shared deadline).
 # SMOKE=1 runs the same pipeline on the CPU at smoke sizes (train.py --smoke), to test this script.
 set -euo pipefail
 export PYTHONUNBUFFERED=1
@@ -70,7 +71,7 @@ $PY train/train.py --models "$PLANS" --out "$RUNS/plans" --deadline-s "$DEADLINE
   > >(sed -u 's/^/[plans] /') 2>&1 &
 plans_pid=$!
 # shellcheck disable=SC2086
-$PY train/train.py --models tiny --out "$RUNS/tiny" --deadline-s "$DEADLINE" ${TRAIN_ARGS:-} \
+$PY train/train.py --models tiny --out "$RUNS/tiny" --deadline-s "$DEADLINE" ${TRAIN_ARGS:-} ${TINY_ARGS:-} \
   > >(sed -u 's/^/[tiny] /') 2>&1 &
 tiny_pid=$!
 plans_rc=0; tiny_rc=0

@@ -1,11 +1,13 @@
 /**
  * Backend::sample through the addon's runOp, for the twin tests: rows of logits and their
  * DeviceSampling specs in, per row the Reduced result (as a Sampler accepts it) and the
- * penalised logits out. Also the random rows and policies those tests draw.
+ * penalised logits out (of the given step, also when `repeat` times more steps after it). Also
+ * the random rows and policies those tests draw, and the host-vs-device comparison.
  */
 import fc from 'fast-check';
+import { expect } from 'vitest';
 import { loadAddon } from '../../lib/native.js';
-import { packSampling, type DeviceSampling, type Reduced } from '../../lib/sampling/index.js';
+import { packSampling, type DeviceSampling, type Reduced, type SampleResult } from '../../lib/sampling/index.js';
 
 export type OpBackend = 'cpu' | 'cuda';
 
@@ -35,6 +37,23 @@ export function deviceSample(backend: OpBackend, logits: Float32Array, vocab: nu
     topLogprobs: Array.from({ length: K }, (_, j) => ({ token: topIds[r * K + j], logprob: topLps[r * K + j] })).filter((x) => x.token >= 0),
   }));
   return { results, penalised: out.penalised as Float32Array, ...(typeof out.seconds === 'number' ? { seconds: out.seconds } : {}) };
+}
+
+/** |a - b| <= 1e-5, relative beyond magnitude 1 (the device reports fp32); -inf and NaN exact. */
+export function closeLogprob(a: number | undefined, b: number | undefined, what: string): void {
+  if (a === undefined || b === undefined || !Number.isFinite(b)) {
+    expect(a, what).toBe(b);
+    return;
+  }
+  expect(Math.abs(a - b), `${what}: ${a} vs ${b}`).toBeLessThanOrEqual(1e-5 * Math.max(1, Math.abs(b)));
+}
+
+/** The device's result (accepted by a Sampler) equals the host Sampler's: token, logprob, top logprobs. */
+export function expectSame(dev: SampleResult, host: SampleResult, what: string): void {
+  expect(dev.token, `${what}: token`).toBe(host.token);
+  closeLogprob(dev.logprob, host.logprob, `${what}: logprob`);
+  expect(dev.topLogprobs?.map((x) => x.token), `${what}: top ids`).toEqual(host.topLogprobs?.map((x) => x.token));
+  dev.topLogprobs?.forEach((x, j) => closeLogprob(x.logprob, host.topLogprobs![j].logprob, `${what}: top logprob ${j}`));
 }
 
 /** The sampling parameters a test draws (a SamplingParams subset with every knob). */

@@ -7,23 +7,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { CpuReducer, Sampler, applyPenalties, penaltiesOf, type SampleResult } from '../../lib/sampling/index.js';
 import { expWeight, integerWeight, invTemperature, scaledLogit } from '../../lib/sampling/weights.js';
-import { deviceSample, logitsArb, policyArb, randomLogits, type PolicyDraw } from './device-op.js';
-
-/** |a - b| <= 1e-5, relative beyond magnitude 1 (the device reports fp32); -inf and NaN exact. */
-function closeLogprob(a: number | undefined, b: number | undefined, what: string): void {
-  if (a === undefined || b === undefined || !Number.isFinite(b)) {
-    expect(a, what).toBe(b);
-    return;
-  }
-  expect(Math.abs(a - b), `${what}: ${a} vs ${b}`).toBeLessThanOrEqual(1e-5 * Math.max(1, Math.abs(b)));
-}
-
-function expectSame(dev: SampleResult, host: SampleResult, what: string): void {
-  expect(dev.token, `${what}: token`).toBe(host.token);
-  closeLogprob(dev.logprob, host.logprob, `${what}: logprob`);
-  expect(dev.topLogprobs?.map((x) => x.token), `${what}: top ids`).toEqual(host.topLogprobs?.map((x) => x.token));
-  dev.topLogprobs?.forEach((x, j) => closeLogprob(x.logprob, host.topLogprobs![j].logprob, `${what}: top logprob ${j}`));
-}
+import { deviceSample, expectSame, logitsArb, policyArb, randomLogits, type PolicyDraw } from './device-op.js';
 
 /** Runs `steps` tokens of one policy through both paths; returns how many tokens were compared. */
 function compareRun(vocab: number, policy: PolicyDraw, rows: Float32Array, promptIds: number[]): number {
