@@ -145,11 +145,26 @@ class BatchSource:
     def _row(self, retrieval_row: bool) -> tuple[np.ndarray, int]:
         if not retrieval_row:
             return self._window(self.T + 1).astype(np.int64), 0
-        length = self.rng.randint(RETRIEVAL_MIN_PROMPT, self.T - RETRIEVAL_ROOM)
-        ids, _ = retrieval.make_sample(self.rng, self.filler, length)
-        ids = ids[: self.T] + [self.eot]
-        rest = self.T + 1 - len(ids)
-        return np.concatenate([np.asarray(ids, dtype=np.int64), self._window(rest).astype(np.int64)]), len(ids) - 1
+        # Samples packed one after another (each ended by <|endoftext|>) while one still fits:
+        # every question is a copy the model must learn, so a row carries several. Lengths lean
+        # short (u², mean ~T/3) and still reach the full context.
+        row: list[int] = []
+        n_retrieval = 0
+        while self.T + 1 - len(row) >= RETRIEVAL_MIN_PROMPT + RETRIEVAL_ROOM:
+            room = self.T + 1 - len(row) - RETRIEVAL_ROOM
+            length = RETRIEVAL_MIN_PROMPT + int((self.T - RETRIEVAL_ROOM - RETRIEVAL_MIN_PROMPT) * self.rng.random() ** 2)
+            if length > room:
+                if row:
+                    break
+                length = room
+            ids, _ = retrieval.make_sample(self.rng, self.filler, length)
+            row += ids[: self.T] + [self.eot]
+            n_retrieval += len(ids)
+        rest = self.T + 1 - len(row)
+        parts = [np.asarray(row[: self.T + 1], dtype=np.int64)]
+        if rest > 0:
+            parts.append(self._window(rest).astype(np.int64))
+        return np.concatenate(parts), n_retrieval
 
     def _make(self):
         rows = [self._row(i < self.n_retrieval) for i in range(self.B)]
