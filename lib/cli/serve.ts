@@ -7,12 +7,13 @@ import { parseBytes } from '../kv/bytes.js';
 import { startServer, DEFAULT_MAX_QUEUE, type MixattnServer } from '../server/index.js';
 import { intOption, UsageError } from './args.js';
 import { MODEL_FLAGS, MODEL_FLAGS_USAGE, loadOptionsFromFlags, openModel, parseFlags, processIo, type CliIo } from './generate.js';
+import { DEFAULT_MODEL_NAME } from '../model/default-model.js';
 
-export const SERVE_USAGE = `mixattn serve --model DIR [options]
+export const SERVE_USAGE = `mixattn serve [--model DIR] [options]     (without --model: the built-in models/mixattn-tiny)
   --host H                 address to bind (default 127.0.0.1; 0.0.0.0 exposes it to the network)
   --port N                 port (default 8000; 0 picks a free one)
   --api-key KEY            require "Authorization: Bearer KEY" on /v1/* (or set MIXATTN_API_KEY)
-  --served-model-name NAME the model name clients send (default: the --model argument)
+  --served-model-name NAME the model name clients send (default: the --model argument, or mixattn-tiny)
   --max-queue N            most requests waiting for the engine; more get 429 (default ${DEFAULT_MAX_QUEUE})
   --max-model-len N        most prompt + completion tokens (default: config.json max_position_embeddings)
   --max-tokens-limit N     largest max_tokens accepted (default: --max-model-len)
@@ -42,7 +43,6 @@ export interface ServeIo extends CliIo {
 export async function runServe(argv: string[], io: ServeIo = processIo): Promise<void> {
   const { values: v } = parseFlags({ args: argv, options: SERVE_FLAGS, strict: true }, 'serve');
   if (v.help) return io.stdout(`${SERVE_USAGE}\n`);
-  if (v.model === undefined) throw new UsageError('serve: --model DIR is required');
   const opt = (name: string, min = 1) => (v[name as keyof typeof v] === undefined ? undefined : intOption(v[name as keyof typeof v] as string, name, 0, min));
   const port = opt('port', 0) ?? 8000;
   if (port > 65535) throw new UsageError(`--port must be at most 65535, got ${port}`);
@@ -51,7 +51,7 @@ export async function runServe(argv: string[], io: ServeIo = processIo): Promise
   const grace = v['shutdown-grace'] === undefined ? 10 : Number(v['shutdown-grace']);
   if (!(grace >= 0 && Number.isFinite(grace))) throw new UsageError(`--shutdown-grace must be a number of seconds >= 0, got '${v['shutdown-grace']}'`);
   const serverOpts = {
-    servedModelName: v['served-model-name'] ?? v.model,
+    servedModelName: v['served-model-name'] ?? v.model ?? DEFAULT_MODEL_NAME,
     apiKey,
     maxQueue: opt('max-queue'),
     maxModelLen: opt('max-model-len', 2),

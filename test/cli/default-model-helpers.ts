@@ -1,5 +1,5 @@
 /**
- * A stand-in for the shipped model (models/mixattn-tiny, contract A): the same format (6
+ * A stand-in for the shipped model (models/mixattn-tiny, train/README.md): the same format (6
  * layers under `ma`, bf16 safetensors, the project's tokenizer and chat template, eos
  * <|endoftext|> and <|end|>) with random weights and small widths, written to a temp dir that
  * MIXATTN_DEFAULT_MODEL points the CLI at.

@@ -1,5 +1,5 @@
 /**
- * Low-rank K/V checkpoints (config.json `eigen_attention`, contract B of docs/hf.md): a model
+ * Low-rank K/V checkpoints (config.json `eigen_attention`, docs/hf.md "Low-rank K/V checkpoints"): a model
  * directory written here from random weights loads and matches the float64 reference, plan
  * overrides may change windows but not kv sources, and every bad config or tensor gets one
  * clear error naming the file and the field or tensor.

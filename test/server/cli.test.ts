@@ -33,7 +33,15 @@ describe('mixattn serve', () => {
     await runServe(['--help'], { stdout: (t) => (out += t), stderr: () => {} });
     expect(out).toBe(`${SERVE_USAGE}\n`);
     expect(SERVE_USAGE).toMatch(/--api-key KEY/);
-    await expect(runServe([])).rejects.toThrow(/--model DIR is required/);
+    // Without --model it serves the built-in model; when that is missing, one line says so.
+    const saved = process.env.MIXATTN_DEFAULT_MODEL;
+    process.env.MIXATTN_DEFAULT_MODEL = '/nonexistent/mixattn-model';
+    try {
+      await expect(runServe([], { stdout: () => {}, stderr: () => {} })).rejects.toThrow(/^serve: the built-in model is missing: no config\.json in \/nonexistent\/mixattn-model/);
+    } finally {
+      if (saved === undefined) delete process.env.MIXATTN_DEFAULT_MODEL;
+      else process.env.MIXATTN_DEFAULT_MODEL = saved;
+    }
     await expect(runServe(['--model', 'x', '--port', 'abc'])).rejects.toThrow(/--port must be an integer/);
     await expect(runServe(['--model', 'x', '--port', '70000'])).rejects.toThrow(/at most 65535/);
     await expect(runServe(['--model', 'x', '--max-queue', '0'])).rejects.toThrow(/--max-queue must be an integer >= 1/);

@@ -1,5 +1,5 @@
 /**
- * The trained family's committed tokenizer (train/tokenizer, contract A) through lib/tokenizer,
+ * The trained family's committed tokenizer (train/tokenizer, train/README.md) through lib/tokenizer,
  * against HF `tokenizers` and transformers' apply_chat_template. Fixture:
  * /tmp/hfvenv/bin/python train/data/tokenizer_fixture.py (rerun after retraining the tokenizer).
  */
