@@ -52,7 +52,10 @@ class CudaBackend final : public Backend {
     ctx_.stream = stream_;
     try {
       check(cudaMalloc(&ctx_.err, sizeof(DeviceError)), "cuda backend");
-      check(cudaMemset(ctx_.err, 0, sizeof(DeviceError)), "cuda backend");
+      // On our stream, and waited for: a cudaMemset runs on the legacy stream, which a
+      // non-blocking stream does not wait for.
+      check(cudaMemsetAsync(ctx_.err, 0, sizeof(DeviceError), stream_), "cuda backend");
+      check(cudaStreamSynchronize(stream_), "cuda backend");
       check(cudaMallocHost(&errHost_, sizeof(DeviceError)), "cuda backend");
       *errHost_ = DeviceError{};
       gemm_ = std::make_unique<Gemm>();
@@ -316,6 +319,22 @@ class CudaBackend final : public Backend {
     return static_cast<float*>(scratch_);
   }
 
+  // A constant table the kernels read (RoPE angles), copied on our stream and waited for.
+  // cudaMemcpy is no substitute: it runs on the legacy default stream, which our non-blocking
+  // stream does not wait for, and from pageable memory it returns before the copy has landed.
+  // The first step of a fresh model then raced the copy and, now and then (more often with
+  // other processes on the GPU), rotated with garbage: every logit of that step wrong
+  // (test/gpu/first-step-stress.mjs found it).
+  // A table first needed inside a graph capture cannot be filled there (no waiting on a
+  // capturing stream): the capture fails and the runner's eager fallback fills it.
+  void refuseInCapture(const char* what) const {
+    if (capturing_) throw Error(std::string(what) + ": a constant table first needed inside a graph capture");
+  }
+  void uploadTable(void* d, const void* src, size_t bytes, const char* what) {
+    check(cudaMemcpyAsync(d, src, bytes, cudaMemcpyHostToDevice, stream_), what);
+    check(cudaStreamSynchronize(stream_), what);
+  }
+
   static std::string ropeKey(const RopeParams& p, int headDim) {
     char key[160];  // exact (hex-float) parameters: distinct values never share an entry
     std::snprintf(key, sizeof key, "%d/%a/%d/%a/%a/%a/%d", headDim, double(p.theta),
@@ -328,9 +347,10 @@ class CudaBackend final : public Backend {
     const std::string key = ropeKey(p, headDim);
     auto it = ropeCache_.find(key);
     if (it != ropeCache_.end()) return it->second;
+    refuseInCapture("rope");
     const std::vector<double> inv = ropeInverseFrequencies(p, headDim);
     void* d = alloc(inv.size() * sizeof(double), "RoPE frequencies");
-    check(cudaMemcpy(d, inv.data(), inv.size() * sizeof(double), cudaMemcpyHostToDevice), "rope");
+    uploadTable(d, inv.data(), inv.size() * sizeof(double), "rope");
     return ropeCache_[key] = static_cast<const double*>(d);
   }
 
@@ -340,6 +360,7 @@ class CudaBackend final : public Backend {
     const std::string key = ropeKey(p, headDim);
     auto it = rotCache_.find(key);
     if (it != rotCache_.end()) return it->second;
+    refuseInCapture("rope");
     const std::vector<double> inv = ropeInverseFrequencies(p, headDim);
     std::vector<float> rot(size_t(kLowRankRotRows) * inv.size() * 2);
     for (int j = 0; j < kLowRankRotRows; ++j)
@@ -348,7 +369,7 @@ class CudaBackend final : public Backend {
         rot[(j * inv.size() + i) * 2 + 1] = float(std::sin(j * inv[i]));
       }
     void* d = alloc(rot.size() * sizeof(float), "RoPE rotations");
-    check(cudaMemcpy(d, rot.data(), rot.size() * sizeof(float), cudaMemcpyHostToDevice), "rope");
+    uploadTable(d, rot.data(), rot.size() * sizeof(float), "rope");
     return rotCache_[key] = static_cast<const float*>(d);
   }
 
