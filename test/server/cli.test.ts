@@ -28,6 +28,33 @@ describe('mixattn serve', () => {
     expect(err).toMatch(/shutting down/);
   });
 
+  it('without --model serves the built-in model under its name', async () => {
+    const saved = process.env.MIXATTN_DEFAULT_MODEL;
+    process.env.MIXATTN_DEFAULT_MODEL = fixture('llama3'); // stands in for models/mixattn-tiny
+    const ac = new AbortController();
+    let server: MixattnServer | undefined;
+    let err = '';
+    try {
+      const done = runServe(['--port', '0', '--threads', '2'], {
+        stdout: () => {},
+        stderr: (t) => (err += t),
+        signal: ac.signal,
+        onListening: (s) => (server = s),
+      });
+      expect(await until(() => server !== undefined, 30_000)).toBe(true);
+      expect(err).toMatch(/serving 'mixattn-tiny'/);
+      const models = (await (await fetch(`${server!.url}/v1/models`)).json()) as { data: { id: string }[] };
+      expect(models.data.map((m) => m.id)).toEqual(['mixattn-tiny']);
+      ac.abort();
+      await done;
+      expect(server!.model.disposed).toBe(true);
+    } finally {
+      ac.abort();
+      if (saved === undefined) delete process.env.MIXATTN_DEFAULT_MODEL;
+      else process.env.MIXATTN_DEFAULT_MODEL = saved;
+    }
+  });
+
   it('prints its usage; bad flags are one-line errors before anything loads', async () => {
     let out = '';
     await runServe(['--help'], { stdout: (t) => (out += t), stderr: () => {} });
