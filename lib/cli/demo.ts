@@ -30,8 +30,8 @@ export const DEMO_PROMPTS: readonly string[] = [
   'She opened the letter and read it twice. Then she',
 ];
 
-/** Sampling that reads well from a small model; the fixed seed makes the demo repeatable. */
-export const DEMO_SAMPLING = { temperature: 0.8, topP: 0.95, repetitionPenalty: 1.1, seed: 1, maxTokens: 60 } as const satisfies SamplingParams;
+/** Sampling that reads well from the shipped model; the fixed seed (5: its first continuation stays off the retrieval task it was also trained on) makes the demo repeatable. */
+export const DEMO_SAMPLING = { temperature: 0.8, topP: 0.95, repetitionPenalty: 1.1, seed: 5, maxTokens: 60 } as const satisfies SamplingParams;
 
 export const DEMO_USAGE = `mixattn demo [options]
   The built-in model (models/mixattn-tiny, plan ma) continues three fixed prompts; then tokens/s

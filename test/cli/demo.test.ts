@@ -126,7 +126,7 @@ describe('mixattn demo (the built-in model)', () => {
     const j = await demoJson();
     expect(out).toMatch(/^mixattn demo: the built-in mixattn-tiny \(6 layers, hidden 32, 4 heads \/ 2 KV heads × 8, vocab 8192\), plan ma \(w=16 0 1s 1s 3s 3s 0\), CPU backend, f32 KV\n/);
     expect(out).toContain('\n0.1M parameters, trained on 4.2M tokens, held-out loss 3.21\n');
-    expect(out).toContain('\nsampling: temperature 0.8, top-p 0.95, repetition penalty 1.1, seed 1; up to 60 tokens per prompt\n');
+    expect(out).toContain('\nsampling: temperature 0.8, top-p 0.95, repetition penalty 1.1, seed 5; up to 60 tokens per prompt\n');
     j.prompts.forEach((p, i) => expect(out).toContain(`\n[${i + 1}] ${p.prompt}${p.text}\n`));
     const lines = out.split('\n');
     const head = lines.findIndex((l) => l.startsWith('prompt  prompt tokens'));
