@@ -17,17 +17,9 @@ DEADLINE_S=${DEADLINE_S:-330}
 BATCHES=${BATCHES:-1,16,64}
 PROMPT=${PROMPT:-4096}
 NEW=${NEW:-64}
-left() { echo $((DEADLINE_S - ($(date +%s) - t0))); }
 nvidia-smi --query-gpu=name,driver_version,memory.total,memory.used,clocks.sm,clocks.max.sm --format=csv,noheader | tee "$OUT/summary.log"
-sitelib=$(python3 -c 'import nvidia, os; print(os.path.join(list(nvidia.__path__)[0], "cu13", "lib"))' 2>/dev/null)
-export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${sitelib:-/nonexistent}:${LD_LIBRARY_PATH:-}
-have_cuda() { node -e 'const a=require("node-gyp-build")(process.cwd()).backendInfo().cuda; console.log("cuda:", JSON.stringify(a)); process.exit(a.available?0:1)'; }
-if ! have_cuda 2>&1 | tee -a "$OUT/summary.log"; then
-  echo "building the addon here" | tee -a "$OUT/summary.log"
-  rm -rf build
-  timeout $(($(left) - 120)) env MIXATTN_CUDA=ON node scripts/build-native.mjs --CDMIXATTN_CUDA_ARCHS=90a >"$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log"; exit 1; }
-  have_cuda 2>&1 | tee -a "$OUT/summary.log" || exit 1
-fi
+source "$(dirname "$0")/gpu-env.sh"
+ensure_cuda_addon $(($(left) - 120)) || exit 1
 echo "addon ready: $(($(date +%s) - t0)) s" | tee -a "$OUT/summary.log"
 
 # HF first (its own process, GPU memory back before ours starts); it skips the batch sizes

@@ -16,32 +16,9 @@ OUT=${OUT:-/tmp/mixattn-lowrank}
 mkdir -p "$OUT"
 t0=$(date +%s)
 DEADLINE_S=${DEADLINE_S:-560}
-left() { echo $((DEADLINE_S - ($(date +%s) - t0))); }
-step() {  # step NAME MAX_S cmd...: runs cmd under min(MAX_S, time left - 5)
-  local name=$1 max=$2 l
-  shift 2
-  l=$(($(left) - 5))
-  ((l > max)) && l=$max
-  if ((l < 10)); then echo "[$name] skipped: out of time"; return 124; fi
-  local s=$(date +%s)
-  timeout "$l" "$@"
-  local rc=$?
-  echo "[$name] exit $rc, $(($(date +%s) - s)) s (limit $l)"
-  return $rc
-}
+source "$(dirname "$0")/gpu-env.sh"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/summary.log"
-sitelib=$(python3 -c 'import nvidia, os; print(os.path.join(list(nvidia.__path__)[0], "cu13", "lib"))' 2>/dev/null)
-export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${sitelib:-/nonexistent}:${LD_LIBRARY_PATH:-}
-have_cuda() { node -e 'const a=require("node-gyp-build")(process.cwd()).backendInfo().cuda; console.log("cuda:", JSON.stringify(a)); process.exit(a.available?0:1)'; }
-if [[ -n "${MIXATTN_PREBUILT:-}" && -f "$MIXATTN_PREBUILT" ]]; then
-  mkdir -p build/Release && cp "$MIXATTN_PREBUILT" build/Release/mixattn.node
-fi
-if ! have_cuda 2>&1 | tee -a "$OUT/summary.log"; then
-  echo "building the addon here" | tee -a "$OUT/summary.log"
-  rm -rf build
-  step build 300 env MIXATTN_CUDA=ON node scripts/build-native.mjs --CDMIXATTN_CUDA_ARCHS=90a >"$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log"; exit 1; }
-  have_cuda 2>&1 | tee -a "$OUT/summary.log" || exit 1
-fi
+ensure_cuda_addon || exit 1
 if [[ "${SKIP_BOUNDS:-}" != 1 ]]; then
   step bounds 200 env PYTHONUNBUFFERED=1 python3 test/gpu/torch_bf16_bounds.py test/gpu/bf16-bounds.json >"$OUT/bounds.log" 2>&1
   grep -E "attention_" "$OUT/bounds.log" | tee -a "$OUT/summary.log"

@@ -10,8 +10,7 @@ OUT=${OUT:-/tmp/mixattn-profile}
 mkdir -p "$OUT"
 STEPS=${STEPS:-3}
 PROMPT=${PROMPT:-4096}
-sitelib=$(python3 -c 'import nvidia, os; print(os.path.join(list(nvidia.__path__)[0], "cu13", "lib"))' 2>/dev/null)
-export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${sitelib:-/nonexistent}:${LD_LIBRARY_PATH:-}
+source "$(dirname "$0")/gpu-env.sh"
 bench=(node dist/lib/cli/main.js bench --backend cuda --prompt "$PROMPT" --prefill-chunk "$PROMPT")
 # The kernels of a run with 1 decode step are skipped in the run with STEPS + 1 (the first
 # decode step captures the graph).

@@ -10,15 +10,10 @@ OUT=${OUT:-/tmp/mixattn-sampling}
 mkdir -p "$OUT"
 t0=$(date +%s)
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/device.txt"
-have_cuda() { node -e 'process.exit(require("node-gyp-build")(process.cwd()).backendInfo().cuda.available ? 0 : 1)' 2>/dev/null; }
-if ! have_cuda; then  # a carried build/Release/mixattn.node that opens this GPU is used as is
-  if ! MIXATTN_CUDA=ON node scripts/build-native.mjs --CDMIXATTN_CUDA_ARCHS=90a >"$OUT/build.log" 2>&1; then
-    tail -60 "$OUT/build.log"
-    exit 1
-  fi
-fi
+source "$(dirname "$0")/gpu-env.sh"
+ensure_cuda_addon || exit 1  # a carried build/Release/mixattn.node that opens this GPU is used as is
 echo "build: $(($(date +%s) - t0)) s"
-grep -E "ops_sampling.*(warning|spill)" "$OUT/build.log" | head
+grep -E "ops_sampling.*(warning|spill)" "$OUT/build.log" 2>/dev/null | head
 rm -f "$OUT/twin-errors.jsonl"
 MIXATTN_TWIN_REPORT="$OUT/twin-errors.jsonl" npx vitest run test/gpu/sampling.test.ts test/gpu/argmax.test.ts --reporter=verbose >"$OUT/vitest.log" 2>&1
 echo "vitest exit $? (seed: $(grep -o 'seed [0-9]*' "$OUT/vitest.log" | head -1))"

@@ -21,12 +21,11 @@ exec > >(tee -a "$OUT/pipeline.log") 2>&1
 t0=$(date +%s)
 TRAIN_S=${TRAIN_S:-270}
 DEADLINE_S=${DEADLINE_S:-570}
-left() { echo $((DEADLINE_S - ($(date +%s) - t0))); }
+source bench/gpu-env.sh  # left, and the CUDA libraries on the loader path
 STAGE=/tmp/mixattn-stage
 RES=$STAGE/results
 MODELS=train/build/models
 mkdir -p "$RES"
-export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
 cli() { node dist/lib/cli/main.js "$@"; }
 today=$(date +%F)
 BACKEND=${BACKEND:-cuda}

@@ -1,0 +1,37 @@
+# Sourced by the *-on-gpu.sh scripts (bench/, train/): the call's time budget, the CUDA
+# libraries on the loader path, and the CUDA addon. Expects OUT; sets t0 and DEADLINE_S when
+# the script has not.
+#   left                 seconds left of DEADLINE_S
+#   step NAME MAX_S cmd  runs cmd under min(MAX_S, time left - 5), then prints its exit and time
+#   ensure_cuda_addon [MAX_S]  MIXATTN_PREBUILT (a mixattn.node built elsewhere) copied in; the addon
+#                        built here with sm_90a (within MAX_S, default 300) when the one present
+#                        cannot open the GPU;
+#                        logs to $OUT/summary.log and $OUT/build.log; non-zero when it fails
+t0=${t0:-$(date +%s)}
+DEADLINE_S=${DEADLINE_S:-560}
+left() { echo $((DEADLINE_S - ($(date +%s) - t0))); }
+step() {
+  local name=$1 max=$2 l
+  shift 2
+  l=$(($(left) - 5))
+  ((l > max)) && l=$max
+  if ((l < 10)); then echo "[$name] skipped: out of time"; return 124; fi
+  local s=$(date +%s)
+  timeout "$l" "$@"
+  local rc=$?
+  echo "[$name] exit $rc, $(($(date +%s) - s)) s (limit $l)"
+  return $rc
+}
+sitelib=$(python3 -c 'import nvidia, os; print(os.path.join(list(nvidia.__path__)[0], "cu13", "lib"))' 2>/dev/null)
+export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${sitelib:-/nonexistent}:${LD_LIBRARY_PATH:-}
+have_cuda() { node -e 'const a=require("node-gyp-build")(process.cwd()).backendInfo().cuda; console.log("cuda:", JSON.stringify(a)); process.exit(a.available?0:1)'; }
+ensure_cuda_addon() {
+  if [[ -n "${MIXATTN_PREBUILT:-}" && -f "$MIXATTN_PREBUILT" ]]; then
+    mkdir -p build/Release && cp "$MIXATTN_PREBUILT" build/Release/mixattn.node
+  fi
+  have_cuda 2>&1 | tee -a "$OUT/summary.log" && return 0
+  echo "building the addon here" | tee -a "$OUT/summary.log"
+  rm -rf build
+  step build "${1:-300}" env MIXATTN_CUDA=ON node scripts/build-native.mjs --CDMIXATTN_CUDA_ARCHS=90a >"$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log"; return 1; }
+  have_cuda 2>&1 | tee -a "$OUT/summary.log"
+}
