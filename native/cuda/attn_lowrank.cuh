@@ -392,18 +392,8 @@ __global__ void __launch_bounds__(kLrThreads)
   __shared__ int sPos[BM];
   const LrSmem L(D, true, Expand, a.kDim, a.vDim, stages);
 
-  // Which (sequence, row tile) this block owns (attn_prefill.cuh's order: heavy tiles first).
-  int s = -1, tile = 0;
-  for (int i = 0, item = blockIdx.x; i < a.numSeqs; ++i) {
-    const int n = (a.numNew[i] + R - 1) / R;
-    if (item < n) {
-      s = i;
-      tile = n - 1 - item;
-      break;
-    }
-    item -= n;
-  }
-  if (s < 0) return;
+  int s = -1, tile = 0;  // the (sequence, row tile) this block owns
+  if (!prefillTileOf(a, R, blockIdx.x, &s, &tile)) return;
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   const int mi = lane / 8, ri = lane % 8, t4 = lane % 4, r0 = lane / 4;
   const int G = a.numHeads / a.numKvHeads, head0 = blockIdx.y * HC, g = head0 / G, sp = blockIdx.z;

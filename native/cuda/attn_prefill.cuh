@@ -100,19 +100,8 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks)
   bf16* sQ = sKV + (C::kQAlias ? C::kStages - 1 : C::kStages) * C::kStage;
   __shared__ int sPos[BM];
 
-  // Which (sequence, row tile) this block owns; the heaviest (last) tiles of each sequence
-  // get the lowest block ids so they start first.
-  int s = -1, tile = 0;
-  for (int i = 0, item = blockIdx.x; i < a.numSeqs; ++i) {
-    const int n = (a.numNew[i] + R - 1) / R;
-    if (item < n) {
-      s = i;
-      tile = n - 1 - item;
-      break;
-    }
-    item -= n;
-  }
-  if (s < 0) return;
+  int s = -1, tile = 0;  // the (sequence, row tile) this block owns
+  if (!prefillTileOf(a, R, blockIdx.x, &s, &tile)) return;
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   const int G = a.numHeads / a.numKvHeads, head0 = blockIdx.y * HC, g = head0 / G;
   const int r0 = tile * R, rows = min(R, a.numNew[s] - r0);

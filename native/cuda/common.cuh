@@ -45,6 +45,22 @@ __device__ __forceinline__ void reportError(DeviceError* e, int code, int op, in
   }
 }
 
+// The (sequence, row tile) of prefill block `item`, with tiles of R rows: the heaviest (last)
+// tiles of each sequence get the lowest block ids so they start first. False past the last tile.
+__device__ __forceinline__ bool prefillTileOf(const AttnArgs& a, int R, int item, int* s,
+                                              int* tile) {
+  for (int i = 0; i < a.numSeqs; ++i) {
+    const int n = (a.numNew[i] + R - 1) / R;
+    if (item < n) {
+      *s = i;
+      *tile = n - 1 - item;
+      return true;
+    }
+    item -= n;
+  }
+  return false;
+}
+
 // The page holding (sequence s, position pos) for this layer, or -1 after recording why.
 __device__ __forceinline__ int lookupPage(const AttnArgs& a, int s, int pos, DeviceError* err,
                                           int op) {
