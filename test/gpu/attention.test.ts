@@ -7,7 +7,7 @@
  * 'prefill' forced.
  */
 import { describe, expect, it } from 'vitest';
-import { Rng, SEED, TWIN, bound, cudaAvailable, randn, relErr, report, runOp } from './twin.js';
+import { Rng, SEED, TWIN, bound, cudaAvailable, randn, randomBlockTables, relErr, report, runOp } from './twin.js';
 
 interface Case {
   name: string;
@@ -27,22 +27,8 @@ interface Case {
 
 /** Pages for every block a row can reach, at random; blocks a window has left hold -1. */
 function scenario(c: Case, rng: Rng) {
-  const bs = c.blockSize ?? 16, ppb = c.pagesPerBlock ?? 1, slot = ppb - 1;
   const vDim = c.vDim ?? c.kDim, window = c.window ?? 0;
-  const blocks = c.numNew.map((n, s) => Math.ceil((c.pastLen[s] + n) / bs));
-  const firstBlock = c.pastLen.map((p) => Math.floor((window > 0 ? Math.max(0, p - window + 1) : 0) / bs));
-  const tableStride = Math.max(...blocks) * ppb;
-  const numPages = blocks.reduce((a, b, s) => a + b - firstBlock[s], 0) * ppb + 3;
-  const free = Array.from({ length: numPages }, (_, i) => i);
-  for (let i = free.length - 1; i > 0; i--) {
-    const j = rng.int(i + 1);
-    [free[i], free[j]] = [free[j], free[i]];
-  }
-  const tables = new Int32Array(c.numNew.length * tableStride).fill(-1);
-  c.numNew.forEach((_, s) => {
-    for (let b = firstBlock[s]; b < blocks[s]; b++)
-      for (let k = 0; k < ppb; k++) tables[s * tableStride + b * ppb + k] = free.pop()!;
-  });
+  const { blockSize: bs, pagesPerBlock: ppb, slot, tableStride, numPages, tables } = randomBlockTables(c, rng);
   const pageElems = bs * c.numKvHeads * (c.kDim + vDim);
   const T = c.numNew.reduce((a, b) => a + b, 0);
   return {

@@ -80,6 +80,32 @@ export function randn(rng: Rng, n: number, std = 1, mean = 0): Float32Array {
 }
 
 /** A weight in a dtype: the Float32Array / Uint16Array runOp takes, from bf16-exact values. */
+/**
+ * Block tables for a paged-KV op: pages for every block a row can reach, shuffled; blocks a
+ * window has left hold -1. This owner's page is the last of each block (slot ppb - 1).
+ */
+export function randomBlockTables(
+  c: { numNew: readonly number[]; pastLen: readonly number[]; blockSize?: number; pagesPerBlock?: number; window?: number },
+  rng: Rng,
+) {
+  const bs = c.blockSize ?? 16, ppb = c.pagesPerBlock ?? 1, window = c.window ?? 0;
+  const blocks = c.numNew.map((n, s) => Math.ceil((c.pastLen[s] + n) / bs));
+  const firstBlock = c.pastLen.map((p) => Math.floor((window > 0 ? Math.max(0, p - window + 1) : 0) / bs));
+  const tableStride = Math.max(...blocks) * ppb;
+  const numPages = blocks.reduce((a, b, s) => a + b - firstBlock[s], 0) * ppb + 3;
+  const free = Array.from({ length: numPages }, (_, i) => i);
+  for (let i = free.length - 1; i > 0; i--) {
+    const j = rng.int(i + 1);
+    [free[i], free[j]] = [free[j], free[i]];
+  }
+  const tables = new Int32Array(c.numNew.length * tableStride).fill(-1);
+  c.numNew.forEach((_, s) => {
+    for (let b = firstBlock[s]; b < blocks[s]; b++)
+      for (let k = 0; k < ppb; k++) tables[s * tableStride + b * ppb + k] = free.pop()!;
+  });
+  return { blockSize: bs, pagesPerBlock: ppb, slot: ppb - 1, tableStride, numPages, tables };
+}
+
 export function weight(values: Float32Array, dtype: 'f32' | 'bf16'): Float32Array | Uint16Array {
   return dtype === 'f32' ? values : f32ToBf16(values);
 }

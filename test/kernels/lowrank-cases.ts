@@ -7,7 +7,7 @@
  * table for every block no row of the step can reach (a kernel that reads one fails).
  */
 import type { NativeRope } from '../../lib/native.js';
-import { Rng, randn } from '../gpu/twin.js';
+import { Rng, randn, randomBlockTables } from '../gpu/twin.js';
 
 export interface LowRankCase {
   name: string;
@@ -53,21 +53,8 @@ export const CASES: LowRankCase[] = [
 
 /** Pages for every block a row can reach, shuffled; blocks out of every row's reach hold -1. */
 export function scenario(c: LowRankCase, rng: Rng, opts: { roundBasis: boolean }) {
-  const bs = c.blockSize ?? 16, ppb = c.pagesPerBlock ?? 1, slot = ppb - 1, window = c.window ?? 0;
-  const blocks = c.numNew.map((n, s) => Math.ceil((c.pastLen[s] + n) / bs));
-  const firstBlock = c.pastLen.map((p) => Math.floor((window > 0 ? Math.max(0, p - window + 1) : 0) / bs));
-  const tableStride = Math.max(...blocks) * ppb;
-  const numPages = blocks.reduce((a, b, s) => a + b - firstBlock[s], 0) * ppb + 3;
-  const free = Array.from({ length: numPages }, (_, i) => i);
-  for (let i = free.length - 1; i > 0; i--) {
-    const j = rng.int(i + 1);
-    [free[i], free[j]] = [free[j], free[i]];
-  }
-  const tables = new Int32Array(c.numNew.length * tableStride).fill(-1);
-  c.numNew.forEach((_, s) => {
-    for (let b = firstBlock[s]; b < blocks[s]; b++)
-      for (let k = 0; k < ppb; k++) tables[s * tableStride + b * ppb + k] = free.pop()!;
-  });
+  const window = c.window ?? 0;
+  const { blockSize: bs, pagesPerBlock: ppb, slot, tableStride, numPages, tables } = randomBlockTables(c, rng);
   const pageElems = bs * c.numKvHeads * (c.kDim + c.vDim);
   const T = c.numNew.reduce((a, b) => a + b, 0);
   // U with unit-variance keys; bf16-exact where asked (a bf16 checkpoint's k_up is).
