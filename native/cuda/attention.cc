@@ -15,6 +15,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <climits>
+#include <cmath>
 #include <string>
 
 #include "common/paged_kv_check.h"
@@ -103,6 +104,31 @@ AttnArgs kvArgs(const PagedKv& kv, const BatchLayout& b) {
   return a;
 }
 
+AttnArgs attentionArgs(const PagedKv& kv, const BatchLayout& batch, void* out, const void* q,
+                       int numHeads, int window, float scale, float softcap) {
+  AttnArgs a = kvArgs(kv, batch);
+  a.out = out;
+  a.q = q;
+  a.numHeads = numHeads;
+  a.window = window;
+  a.scale = scale;
+  a.softcap = softcap;
+  a.maxKeys = maxKeysOf(kv, window);
+  return a;
+}
+
+long long waveFillSplits(long long blocks, long long slots, long long tiles) {
+  long long want = 1;
+  double best = -1;
+  for (long long sp = 1; sp <= std::min(tiles, 256LL); ++sp) {
+    const double waves = double(blocks * sp) / double(slots);
+    const double fill = waves < 1 ? waves : waves / std::ceil(waves);
+    if (fill > best + 1e-9) best = fill, want = sp;
+    if (fill >= 0.9) break;
+  }
+  return want;
+}
+
 bool prefillSupported(const Ctx&, const AttnArgs& a) {
   return a.kvType == DType::BF16 && a.kDim == a.vDim && prefillHeadDim(a.kDim) &&
          a.pageBytes % 16 == 0 && reinterpret_cast<uintptr_t>(a.arena) % 16 == 0 &&
@@ -114,14 +140,7 @@ void attention(const Ctx& c, void* out, const void* q, const PagedKv& kv,
                const std::function<float*(size_t)>& scratch) {
   checkLayout(kv, numHeads);
   if (batch.numTokens <= 0) return;
-  AttnArgs a = kvArgs(kv, batch);
-  a.out = out;
-  a.q = q;
-  a.numHeads = numHeads;
-  a.window = window;
-  a.scale = scale;
-  a.softcap = softcap;
-  a.maxKeys = maxKeysOf(kv, window);
+  AttnArgs a = attentionArgs(kv, batch, out, q, numHeads, window, scale, softcap);
 
   const bool canPrefill = prefillSupported(c, a), canDecode = decodeSupported(c, a);
   // V narrower than K: the low-rank kernels with plain keys stand in for prefill and decode.

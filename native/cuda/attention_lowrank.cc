@@ -86,17 +86,7 @@ void run(const Ctx& c, const AttnArgs& a, const LowRankArgs& lr, int D, bool exp
   const long long span = static_cast<long long>(a.maxKeys) + (prefill ? p.R - 1 : 0);
   const long long tiles = std::max(1LL, (span + kLowRankTileKeys - 1) / kLowRankTileKeys);
   const long long slots = static_cast<long long>(c.numSMs) * blocksPerSM(D, a, p);
-  long long want = 1;
-  if (!prefill || blocks < slots) {
-    // The smallest split count whose last wave is at least 90% full (else the fullest).
-    double best = -1;
-    for (long long sp = 1; sp <= std::min(tiles, 256LL); ++sp) {
-      const double waves = double(blocks * sp) / double(slots);
-      const double fill = waves < 1 ? waves : waves / std::ceil(waves);
-      if (fill > best + 1e-9) best = fill, want = sp;
-      if (fill >= 0.9) break;
-    }
-  }
+  const long long want = !prefill || blocks < slots ? waveFillSplits(blocks, slots, tiles) : 1;
   const long long chunkTiles = (tiles + want - 1) / want;
   p.splits = int((tiles + chunkTiles - 1) / chunkTiles);
   p.chunk = int(std::min<long long>(chunkTiles * kLowRankTileKeys, INT_MAX / 2));
@@ -153,14 +143,7 @@ void attentionLowRankKeys(const Ctx& c, void* out, const void* q, const PagedKv&
          std::to_string(D) + " on CUDA");
   if (path == AttnPath::Generic) fail("there is no generic kernel for low-rank keys (paths: auto, decode, prefill)");
   if (batch.numTokens <= 0) return;
-  AttnArgs a = kvArgs(kv, batch);
-  a.out = out;
-  a.q = q;
-  a.numHeads = numHeads;
-  a.window = window;
-  a.scale = scale;
-  a.softcap = softcap;
-  a.maxKeys = maxKeysOf(kv, window);
+  AttnArgs a = attentionArgs(kv, batch, out, q, numHeads, window, scale, softcap);
   if (!alignedForCopies(a))
     fail("the KV arena, its pageBytes, q and out must be 16-byte aligned (cp.async)");
   const bool prefill = path == AttnPath::Prefill || (path == AttnPath::Auto && batch.numTokens > batch.numSeqs);

@@ -241,14 +241,7 @@ size_t decodeScratchBytes(const Ctx& c, const AttnArgs& a, int* splits) {
   // Splits so that the blocks fill whole waves: the smallest count whose last wave is at least
   // 90% full (else the fullest), never more splits than tiles.
   const long long slots = static_cast<long long>(c.numSMs) * (mma ? decodeMmaBlocksPerSM(a.kDim) : 2);
-  long long want = 1;
-  double best = -1;
-  for (long long sp = 1; sp <= std::min(tiles, 256LL); ++sp) {
-    const double waves = double(blocks * sp) / double(slots);
-    const double fill = waves < 1 ? waves : waves / std::ceil(waves);
-    if (fill > best + 1e-9) best = fill, want = sp;
-    if (fill >= 0.9) break;
-  }
+  const long long want = waveFillSplits(blocks, slots, tiles);
   const long long chunkTiles = (tiles + want - 1) / want;
   *splits = int((tiles + chunkTiles - 1) / chunkTiles);
   if (*splits <= 1) return 0;

@@ -80,6 +80,12 @@ struct AttnArgs {
 // The view of a layer's paged KV and the step's rows that the kernels take (attention.cc);
 // out/q/numHeads/window/scale/softcap/maxKeys are left for the caller to fill.
 AttnArgs kvArgs(const PagedKv& kv, const BatchLayout& batch);
+// kvArgs with everything an attention call fills (attention and attentionLowRankKeys).
+AttnArgs attentionArgs(const PagedKv& kv, const BatchLayout& batch, void* out, const void* q,
+                       int numHeads, int window, float scale, float softcap);
+// Split-KV: the smallest split count (at most min(tiles, 256)) whose last wave of
+// `blocks × splits` blocks on `slots` resident slots is at least 90% full, else the fullest.
+long long waveFillSplits(long long blocks, long long slots, long long tiles);
 
 // attn_generic.cu: any kDim, vDim <= 1024, f32 or bf16 KV. One block per (row, head).
 void attentionGeneric(const Ctx& c, const AttnArgs& a);
