@@ -12,22 +12,15 @@ import { llamaConfig, type ModelConfig } from '../../lib/model/config.js';
 import { presetPlan } from '../../lib/plan/presets.js';
 import { withKvRank } from '../../lib/plan/ranks.js';
 import type { KvRank, LayerPlan } from '../../lib/plan/types.js';
-import { engineLogits, makeEngine, type Schedule } from '../engine/harness.js';
-import { SEED, TWIN, bound, cudaAvailable, expectWithin, relErr } from './twin.js';
+import { makeEngine } from '../engine/harness.js';
+import { twinVsCpu, tokens } from './engine-compare.js';
+import { SEED, TWIN, bound, cudaAvailable, expectWithin } from './twin.js';
 
 const saved = process.env.MIXATTN_CUDA_GRAPHS;
 afterEach(() => {
   if (saved === undefined) delete process.env.MIXATTN_CUDA_GRAPHS;
   else process.env.MIXATTN_CUDA_GRAPHS = saved;
 });
-
-function flat(rows: Float64Array[][]): Float64Array {
-  const n = rows.reduce((a, r) => a + r.reduce((b, x) => b + x.length, 0), 0);
-  const out = new Float64Array(n);
-  let o = 0;
-  for (const seq of rows) for (const r of seq) out.set(r, (o += r.length) - r.length);
-  return out;
-}
 
 /** Owners take the ranks in turn. */
 function ranked(preset: string, cfg: ModelConfig, window: number, ranks: (KvRank | undefined)[]): LayerPlan {
@@ -36,17 +29,6 @@ function ranked(preset: string, cfg: ModelConfig, window: number, ranks: (KvRank
   return withKvRank(plan, (o) => ranks[owners.indexOf(o) % ranks.length]);
 }
 
-async function compare(cfg: ModelConfig, plan: LayerPlan, prompts: number[][], schedules: Schedule[]): Promise<number> {
-  const seed = SEED % 100000;
-  using gpu = makeEngine(cfg, plan, { seed, dtype: 'bf16', backend: TWIN, kvDtype: 'bf16', kvPages: 256, blockSize: 16 });
-  using cpu = makeEngine(cfg, plan, { seed, dtype: 'bf16', backend: 'cpu', kvDtype: 'f32', kvPages: 256, blockSize: 16 });
-  const got = await engineLogits(gpu, prompts, schedules);
-  const ref = await engineLogits(cpu, prompts, schedules);
-  expect(gpu.blocks.usedPages).toBe(0);
-  return relErr(flat(got), flat(ref));
-}
-
-const tokens = (n: number, vocab: number, salt: number) => Array.from({ length: n }, (_, i) => (i * 31 + salt * 17 + (SEED % 97)) % vocab);
 
 describe.skipIf(!cudaAvailable)(`low-rank K/V models: CUDA engine vs CPU engine (${TWIN}, seed ${SEED})`, () => {
   const d64 = llamaConfig({ vocabSize: 512, hiddenSize: 256, intermediateSize: 688, numLayers: 6, numHeads: 8, numKvHeads: 2, headDim: 64 });
@@ -54,14 +36,14 @@ describe.skipIf(!cudaAvailable)(`low-rank K/V models: CUDA engine vs CPU engine 
   for (const preset of ['standard', 'ma', 'ma-pairs', 'characterai', 'sliding']) {
     it(`d64 GQA 8:2, ${preset}, window 24, mixed ranks`, async () => {
       const prompts = [tokens(70, 512, 1), tokens(45, 512, 2), tokens(9, 512, 3)];
-      const err = await compare(d64, ranked(preset, d64, 24, mix64), prompts, ['whole', { chunk: 16 }, 'decode']);
+      const err = await twinVsCpu(d64, ranked(preset, d64, 24, mix64), prompts, ['whole', { chunk: 16 }, 'decode']);
       expectWithin(`low-rank model ${preset}`, err, bound('model'));
     });
   }
 
   it('d128 MQA 4:1, ma, every owner at k32v48, chunked and token by token', async () => {
     const cfg = llamaConfig({ vocabSize: 300, hiddenSize: 512, intermediateSize: 1024, numLayers: 6, numHeads: 4, numKvHeads: 1, headDim: 128 });
-    const err = await compare(cfg, ranked('ma', cfg, 40, [{ k: 32, v: 48 }]), [tokens(100, 300, 4), tokens(33, 300, 5)], [{ pattern: [37, 1, 20] }, 'decode']);
+    const err = await twinVsCpu(cfg, ranked('ma', cfg, 40, [{ k: 32, v: 48 }]), [tokens(100, 300, 4), tokens(33, 300, 5)], [{ pattern: [37, 1, 20] }, 'decode']);
     expectWithin('low-rank model d128 ma', err, bound('model'));
   });
 

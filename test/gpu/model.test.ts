@@ -14,28 +14,12 @@ import { llamaConfig, type ModelConfig } from '../../lib/model/config.js';
 import { presetPlan } from '../../lib/plan/presets.js';
 import { engineLogits, makeEngine, type Schedule } from '../engine/harness.js';
 import { gemmaLike } from '../reference/helpers.js';
-import { SEED, TWIN, bound, cudaAvailable, expectWithin, relErr } from './twin.js';
+import { twinVsCpu, tokens } from './engine-compare.js';
+import { SEED, TWIN, bound, cudaAvailable, expectWithin } from './twin.js';
 
-function flat(rows: Float64Array[][]): Float64Array {
-  const n = rows.reduce((a, r) => a + r.reduce((b, x) => b + x.length, 0), 0);
-  const out = new Float64Array(n);
-  let o = 0;
-  for (const seq of rows) for (const r of seq) out.set(r, (o += r.length) - r.length);
-  return out;
+function compare(cfg: ModelConfig, preset: string, window: number, prompts: number[][], schedules: Schedule[]): Promise<number> {
+  return twinVsCpu(cfg, presetPlan(preset, cfg.numLayers, { window }), prompts, schedules);
 }
-
-async function compare(cfg: ModelConfig, preset: string, window: number, prompts: number[][], schedules: Schedule[]): Promise<number> {
-  const plan = presetPlan(preset, cfg.numLayers, { window });
-  const seed = SEED % 100000;
-  using gpu = makeEngine(cfg, plan, { seed, dtype: 'bf16', backend: TWIN, kvDtype: 'bf16', kvPages: 256, blockSize: 16 });
-  using cpu = makeEngine(cfg, plan, { seed, dtype: 'bf16', backend: 'cpu', kvDtype: 'f32', kvPages: 256, blockSize: 16 });
-  const got = await engineLogits(gpu, prompts, schedules);
-  const ref = await engineLogits(cpu, prompts, schedules);
-  expect(gpu.blocks.usedPages).toBe(0);
-  return relErr(flat(got), flat(ref));
-}
-
-const tokens = (n: number, vocab: number, salt: number) => Array.from({ length: n }, (_, i) => (i * 31 + salt * 17 + (SEED % 97)) % vocab);
 
 describe.skipIf(!cudaAvailable)(`whole model: CUDA engine vs CPU engine (${TWIN}, seed ${SEED})`, () => {
   const llama = llamaConfig({ vocabSize: 512, hiddenSize: 256, intermediateSize: 688, numLayers: 6, numHeads: 8, numKvHeads: 2, headDim: 64 });
