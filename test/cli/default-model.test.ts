@@ -4,9 +4,8 @@ import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { PassThrough, Readable } from 'node:stream';
 import { loadModel, type ChatMessage } from '../../lib/api/index.js';
-import { runChat } from '../../lib/cli/chat.js';
+import { chat } from './chat-helpers.js';
 import { runGenerate, type CliIo } from '../../lib/cli/generate.js';
 import { defaultModelDir, requireDefaultModel } from '../../lib/model/default-model.js';
 import { SHIPPED_MODEL_DIR, standInModel } from './default-model-helpers.js';
@@ -20,14 +19,6 @@ function capture(): CliIo & { out: () => string; err: () => string } {
   return { stdout: (t) => void (out += t), stderr: (t) => void (err += t), out: () => out, err: () => err };
 }
 
-async function chat(argv: string[], lines: string[]): Promise<{ out: string; err: string }> {
-  const output = new PassThrough();
-  let out = '';
-  output.on('data', (b: Buffer) => (out += b.toString()));
-  let err = '';
-  await runChat(argv, { input: Readable.from(lines.map((l) => `${l}\n`)), output, stderr: (t) => void (err += t) });
-  return { out, err };
-}
 
 const missingMessage = (command: string, dir: string) =>
   `${command}: the built-in model is missing: no config.json in ${dir} (from MIXATTN_DEFAULT_MODEL); pass --model DIR (a Hugging Face model directory)`;

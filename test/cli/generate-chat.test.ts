@@ -1,17 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { PassThrough, Readable } from 'node:stream';
-import { runChat } from '../../lib/cli/chat.js';
+import { chat } from './chat-helpers.js';
 import { loadModel, type ChatMessage } from '../../lib/api/index.js';
 import { withoutTokenizer, fixture } from '../api/helpers.js';
 
-async function chat(argv: string[], lines: string[]): Promise<{ out: string; err: string }> {
-  const output = new PassThrough();
-  let out = '';
-  output.on('data', (b: Buffer) => (out += b.toString()));
-  let err = '';
-  await runChat(argv, { input: Readable.from(lines.map((l) => `${l}\n`)), output, stderr: (t) => void (err += t) });
-  return { out, err };
-}
 
 describe('mixattn chat', () => {
   it('streams replies and keeps the conversation through the chat template', async () => {
