@@ -29,6 +29,7 @@
 
 #include <climits>
 #include <cmath>
+#include <type_traits>
 
 #include "cuda/common.cuh"
 #include "cuda/cp_async.cuh"
@@ -37,7 +38,8 @@
 namespace mixattn {
 namespace cuda {
 
-template <int D_, int NW, int MT, int BN_, bool QREG, int MINB, bool WG = false, bool PIPE = false>
+template <int D_, int NW, int MT, int BN_, bool QREG, int MINB, bool WG = false, bool PIPE = false,
+          int STAGES = 3>
 struct PrefillCfg {
   static constexpr int D = D_, BN = BN_, kWarps = NW, kMT = MT, kMinBlocks = MINB;
   static constexpr bool kQReg = QREG;
@@ -48,7 +50,9 @@ struct PrefillCfg {
   static constexpr bool kWg = WG, kPipe = WG && PIPE;
   static_assert(!WG || (NW % 4 == 0 && MT == 1 && QREG && D == 128 && (BN == 64 || BN == 128)),
                 "the wgmma path: warpgroups of 64 vectors, Q in registers, head dim 128");
-  static constexpr int kStages = kPipe ? 3 : 2;
+  // PIPE: S stages hold S − 2 tiles of prefetch beyond the two being computed on (3 or 4).
+  static constexpr int kStages = kPipe ? STAGES : 2;
+  static_assert(!kPipe || STAGES == 3 || STAGES == 4, "the pipelined loop takes 3 or 4 stages");
   static constexpr int BM = NW * MT * 16;  // query vectors per block
   static constexpr int kThreads = NW * 32;
   static constexpr int CPR = D / 8;          // 16-byte chunks per row
@@ -247,11 +251,14 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks)
   };
 
   if constexpr (C::kPipe && kUseWg) {
-    // Iteration it: tile n = nLast − it in stage it % 3. Issue S(it) and P·V(it−1) together,
-    // wait for S only, softmax(it) while P·V(it−1) runs, then wait for it, rescale O, pack
-    // P(it) and release tile it−1's stage to the copies of tile it+2.
+    // Iteration it: tile n = nLast − it in stage it % S. After one barrier (tile it landed;
+    // every warpgroup is past P·V(it−2)) S(it) and P·V(it−1) are issued together, then the
+    // copies of tile it+S−2 go into tile it−2's stage while they run (page lookups and
+    // cp.async issue off the tensor cores' critical path), softmax(it) overlaps P·V(it−1),
+    // and the O rescale waits for it. S − 2 tiles of prefetch stay in flight.
+    constexpr int S = C::kStages;
     const int T = nLast - nFirst + 1;
-    if (T > 1) loadKv(nLast - 1, 1);
+    for (int j = 1; j <= S - 3 && j < T; ++j) loadKv(nLast - j, j);
     float sc[1][BN / 8][4];
     uint32_t pa[BN / 16][4];
     int stage = 0, prev = 0;
@@ -262,10 +269,14 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks)
         wgmmaN128T(o[0], pa[j], wgDesc(vBase + j * 2048, BN * 128, 1024), 1);
       wgCommit();
     };
-    for (int it = 0; it < T; ++it) {
+    // One iteration; the first (no P·V yet) is peeled so that every wgmma issue and wait in
+    // the loop is unconditional (ptxas serialises the wgmmas otherwise: warning C7514).
+    auto iteration = [&](int it, auto first) {
+      constexpr bool kFirst = decltype(first)::value;
       const int n = nLast - it;
-      if (it > 0) {
-        if (it + 1 < T) cpAsyncWait<1>();
+      if constexpr (!kFirst) {
+        // Copies committed after tile it's: min(S − 3, T − 1 − it) (wait_group takes a constant).
+        if (S >= 4 && it + 1 < T) cpAsyncWait<(S >= 4 ? 1 : 0)>();
         else cpAsyncWait<0>();
         fenceProxyAsync();
         __syncthreads();
@@ -281,12 +292,10 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks)
         else wgmmaN128K(sc[0], qf[0][kk], desc, kk > 0);
       }
       wgCommit();
-      if (it > 0) {
-        issuePv(prev);
-        wgWait1();  // S(it) is done; P·V(it−1) may still run
-      } else {
-        wgWait0();
-      }
+      if constexpr (!kFirst) issuePv(prev);
+      if (it + S - 2 < T) loadKv(n - (S - 2), (it + S - 2) % S);  // tile it−2's stage
+      if constexpr (kFirst) wgWait0();
+      else wgWait1();  // S(it) is done; P·V(it−1) may still run
       wgPin(sc[0]);
       float corr[1][2];
       softmaxTile(sc, n * BN, corr);
@@ -300,11 +309,11 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks)
         pa[j][2] = packBf16(sc[0][2 * j + 1][0], sc[0][2 * j + 1][1]);
         pa[j][3] = packBf16(sc[0][2 * j + 1][2], sc[0][2 * j + 1][3]);
       }
-      __syncthreads();  // every warpgroup's P·V(it−1) is done: its stage takes tile it+2
-      if (it + 2 < T) loadKv(n - 2, (stage + 2) % 3);  // tile it−1's stage (it ≥ 1)
       prev = stage;
-      stage = stage == 2 ? 0 : stage + 1;
-    }
+      stage = stage == S - 1 ? 0 : stage + 1;
+    };
+    iteration(0, std::true_type{});
+    for (int it = 1; it < T; ++it) iteration(it, std::false_type{});
     wgPin(o[0]);
     wgFence();
     issuePv(prev);

@@ -15,10 +15,11 @@ using V4 = PrefillCfg<128, 4, 2, 32, false, 2>;  // BM 128: 32 rows per warp, 32
 // BM 64, one warpgroup: wgmma on sm_90a builds (else V2's mma.sync code on the wgmma layout).
 using V5 = PrefillCfg<128, 4, 1, 64, true, 2, true>;
 using V6 = PrefillCfg<128, 4, 1, 64, true, 3, true>;  // V5 at 3 blocks per SM (168 registers)
-// wgmma, software-pipelined (softmax(n) overlaps P·V(n-1)), three K/V stages:
-using V7 = PrefillCfg<128, 8, 1, 64, true, 1, true, true>;   // BM 128 (2 warpgroups), BN 64
-using V8 = PrefillCfg<128, 8, 1, 128, true, 1, true, true>;  // BM 128 (2 warpgroups), BN 128
-using V9 = PrefillCfg<128, 4, 1, 64, true, 2, true, true>;   // BM 64 (1 warpgroup), BN 64
+// wgmma, software-pipelined (softmax(n) overlaps P·V(n-1)); stages = tiles of prefetch + 2:
+using V7 = PrefillCfg<128, 8, 1, 64, true, 1, true, true, 4>;   // BM 128 (2 warpgroups), BN 64
+using V8 = PrefillCfg<128, 8, 1, 128, true, 1, true, true>;     // BM 128 (2 warpgroups), BN 128
+using V9 = PrefillCfg<128, 4, 1, 64, true, 2, true, true>;      // BM 64 (1 warpgroup), BN 64
+using V10 = PrefillCfg<128, 8, 1, 64, true, 1, true, true, 3>;  // V7 with one tile of prefetch
 
 // Whether the binary the driver picked for this GPU has the wgmma path (an sm_90a build on a
 // Hopper GPU): asked once, of the device itself.
@@ -50,6 +51,7 @@ void attentionPrefill128(const Ctx& c, const AttnArgs& a, int variant) {
     case 7: return launchPrefill<V7>(c, a);
     case 8: return launchPrefill<V8>(c, a);
     case 9: return launchPrefill<V9>(c, a);
+    case 10: return launchPrefill<V10>(c, a);
     case 0: return launchPrefill<V0>(c, a);
     default: return launchPrefill<V1>(c, a);
   }
