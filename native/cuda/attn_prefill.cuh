@@ -191,18 +191,25 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks)
   const bool capped = a.softcap > 0.f;
   const float capIn = capped ? a.scale / a.softcap : 0.f, capOut = a.softcap * kLog2e;
 
-  // Scores in the log2 domain (scale·log2e, or the soft-cap), masked on edge tiles; then the
-  // online softmax update of this thread's 2·MT vectors: P in sc, the factor O must be
-  // rescaled by in corr.
+  // Scores to the log2 domain, masked on edge tiles, then the online softmax update of this
+  // thread's 2·MT vectors: P in sc, the factor O must be rescaled by in corr. Without a
+  // soft-cap the scale is folded into the exponent (one FFMA per score: exp2(s·f − m·f)); the
+  // soft-cap branch is taken once per tile, not per score, so the unrolled loops stay
+  // straight-line code.
   auto softmaxTile = [&](float (&sc)[MT][BN / 8][4], int kStart, float (&corr)[MT][2]) {
     const bool mask = kStart + BN - 1 > pFirst || kStart < loLast;
+    float f = qkScale;  // what turns a score in sc into the log2 domain
+    if (capped) {
+#pragma unroll
+      for (int t = 0; t < MT; ++t)
+#pragma unroll
+        for (int i = 0; i < BN / 8; ++i)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) sc[t][i][e] = capOut * tanhf(sc[t][i][e] * capIn);
+      f = 1.f;
+    }
 #pragma unroll
     for (int t = 0; t < MT; ++t) {
-#pragma unroll
-      for (int i = 0; i < BN / 8; ++i)
-#pragma unroll
-        for (int e = 0; e < 4; ++e)
-          sc[t][i][e] = capped ? capOut * tanhf(sc[t][i][e] * capIn) : sc[t][i][e] * qkScale;
       if (mask) {
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
@@ -224,14 +231,14 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks)
         for (int i = 0; i < BN / 8; ++i) mx = fmaxf(mx, fmaxf(sc[t][i][2 * h], sc[t][i][2 * h + 1]));
         mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
         mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-        const float mNew = fmaxf(m[t][h], mx);
+        const float mNew = fmaxf(m[t][h], mx * f);  // f > 0: the max commutes with it
         const float sub = mNew == -INFINITY ? 0.f : mNew;
         const float c = fastExp2(m[t][h] - sub);  // exp2(-inf) = 0 on the first tile
         float sum = 0.f;
 #pragma unroll
         for (int i = 0; i < BN / 8; ++i) {
-          sc[t][i][2 * h] = fastExp2(sc[t][i][2 * h] - sub);
-          sc[t][i][2 * h + 1] = fastExp2(sc[t][i][2 * h + 1] - sub);
+          sc[t][i][2 * h] = fastExp2(fmaf(sc[t][i][2 * h], f, -sub));
+          sc[t][i][2 * h + 1] = fastExp2(fmaf(sc[t][i][2 * h + 1], f, -sub));
           sum += sc[t][i][2 * h] + sc[t][i][2 * h + 1];
         }
         l[t][h] = l[t][h] * c + sum;  // per-thread partial; the quad is summed at the end
@@ -239,7 +246,6 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks)
         corr[t][h] = c;
       }
     }
-
   };
   auto rescale = [&](const float (&corr)[MT][2]) {
 #pragma unroll
