@@ -21,7 +21,7 @@ nvidia-smi --query-gpu=name,driver_version,memory.total,memory.used,clocks.sm,cl
 ensure_cuda_addon || exit 1
 export MIXATTN_TWIN_REPORT="$OUT/twin-errors.jsonl"
 rm -f "$MIXATTN_TWIN_REPORT"
-WG='128:5,128:6,128:7,128:8,128:9,128:10'  # the wgmma configurations: in a process of their own (a fault spoils the context)
+WG='128:5,128:6,128:7,128:8,128:9,128:10,128:11,128:12'  # the wgmma configurations: in a process of their own (a fault spoils the context)
 {
   step attn 120 env MIXATTN_PREFILL_SKIP=$WG npx vitest run test/gpu/attention.test.ts --reporter=verbose
   step attn-wgmma 90 env MIXATTN_PREFILL_ONLY=$WG npx vitest run test/gpu/attention.test.ts --reporter=verbose

@@ -48,8 +48,11 @@ struct PrefillCfg {
   // runs. Tiles then use the wgmma 128-byte-swizzle layout (wofs) instead of swz. PIPE: the
   // software-pipelined wgmma loop (three stages).
   static constexpr bool kWg = WG, kPipe = WG && PIPE;
-  static_assert(!WG || (NW % 4 == 0 && MT == 1 && QREG && D == 128 && (BN == 64 || BN == 128)),
-                "the wgmma path: warpgroups of 64 vectors, Q in registers, head dim 128");
+  // Q in registers or (QREG false) read by each S = Q·Kᵀ wgmma from shared memory, which frees
+  // 32 registers per thread for BN 128.
+  static_assert(!WG || (NW % 4 == 0 && MT == 1 && D == 128 && (BN == 64 || BN == 128)),
+                "the wgmma path: warpgroups of 64 vectors, head dim 128");
+  static_assert(!WG || QREG || PIPE, "Q from shared memory: only in the pipelined wgmma loop");
   // PIPE: S stages hold S − 2 tiles of prefetch beyond the two being computed on (3 or 4).
   static constexpr int kStages = kPipe ? STAGES : 2;
   static_assert(!kPipe || STAGES == 3 || STAGES == 4, "the pipelined loop takes 3 or 4 stages");
@@ -128,32 +131,53 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks)
 
   // K/V tile n into a stage: this thread copies chunk `lch` of rows [lrow, lrow + RPT). Rows
   // outside [kLo, kEnd) are zero-filled without a read (their blocks may be gone); a bad page
-  // is recorded and read as zeros (the step then fails at download). One table lookup per
-  // block the rows touch.
+  // is recorded and read as zeros (the step then fails at download). Where the block size is a
+  // power of two ≥ RPT the RPT rows share one page: inside the key range they take one table
+  // lookup and consecutive source rows (the common case, kept short: every thread runs it per
+  // tile); otherwise one lookup per block the rows touch.
   const int lch = tid % CPR, lrow = (tid / CPR) * RPT;
   const size_t headOff = (size_t)g * a.blockSize * (D * sizeof(bf16)) + lch * 16;
   const size_t vDelta = (size_t)a.numKvHeads * a.blockSize * (D * sizeof(bf16));
+  const bool rowsSharePage = a.bsShift >= 0 && (1 << a.bsShift) >= RPT;
+  int dstOfs[RPT];  // shared-memory offsets of this thread's rows within a K (or V) tile
+#pragma unroll
+  for (int it = 0; it < RPT; ++it) dstOfs[it] = kvOfs(lrow + it, lch);
   auto loadKv = [&](int n, int stage) {
     bf16* k = sKV + stage * C::kStage;
     bf16* v = k + BN * D;
-    int lastBlk = INT_MIN, pg = -1;
-#pragma unroll
-    for (int it = 0; it < RPT; ++it) {
-      const int j = lrow + it, key = n * BN + j;
-      const bool in = key >= kLo && key < kEnd;
-      if (in) {
-        const int blk = a.bsShift >= 0 ? key >> a.bsShift : key / a.blockSize;
-        if (blk != lastBlk) {
-          pg = lookupPage(a, s, key, err, kOpAttention);
-          lastBlk = blk;
-        }
-      }
-      const bool ok = in && pg >= 0;
+    const int key0 = n * BN + lrow;
+    if (rowsSharePage && key0 >= kLo && key0 + RPT <= kEnd) {
+      const int pg = lookupPage(a, s, key0, err, kOpAttention);
+      const bool ok = pg >= 0;
       const char* src = a.arena + (ok ? (size_t)pg * a.pageBytes + headOff +
-                                            (size_t)blockOffset(a, key) * (D * sizeof(bf16))
+                                            (size_t)blockOffset(a, key0) * (D * sizeof(bf16))
                                       : 0);
-      cpAsync16(k + kvOfs(j, lch), src, ok);
-      cpAsync16(v + kvOfs(j, lch), ok ? src + vDelta : src, ok);
+#pragma unroll
+      for (int it = 0; it < RPT; ++it) {
+        const char* row = ok ? src + it * (D * sizeof(bf16)) : src;
+        cpAsync16(k + dstOfs[it], row, ok);
+        cpAsync16(v + dstOfs[it], ok ? row + vDelta : row, ok);
+      }
+    } else {
+      int lastBlk = INT_MIN, pg = -1;
+#pragma unroll
+      for (int it = 0; it < RPT; ++it) {
+        const int key = key0 + it;
+        const bool in = key >= kLo && key < kEnd;
+        if (in) {
+          const int blk = a.bsShift >= 0 ? key >> a.bsShift : key / a.blockSize;
+          if (blk != lastBlk) {
+            pg = lookupPage(a, s, key, err, kOpAttention);
+            lastBlk = blk;
+          }
+        }
+        const bool ok = in && pg >= 0;
+        const char* src = a.arena + (ok ? (size_t)pg * a.pageBytes + headOff +
+                                              (size_t)blockOffset(a, key) * (D * sizeof(bf16))
+                                        : 0);
+        cpAsync16(k + dstOfs[it], src, ok);
+        cpAsync16(v + dstOfs[it], ok ? src + vDelta : src, ok);
+      }
     }
     cpAsyncCommit();
   };
@@ -226,21 +250,32 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks)
       }
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
-        float mx = -INFINITY;
+        // Max and sum as trees (independent pairs first): the row's 2·BN/8 scores as one
+        // dependent chain cost a fixed-latency stall per score.
+        float red[BN / 8];
 #pragma unroll
-        for (int i = 0; i < BN / 8; ++i) mx = fmaxf(mx, fmaxf(sc[t][i][2 * h], sc[t][i][2 * h + 1]));
+        for (int i = 0; i < BN / 8; ++i) red[i] = fmaxf(sc[t][i][2 * h], sc[t][i][2 * h + 1]);
+#pragma unroll
+        for (int w = BN / 16; w >= 1; w /= 2)
+#pragma unroll
+          for (int i = 0; i < w; ++i) red[i] = fmaxf(red[i], red[i + w]);
+        float mx = red[0];
         mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
         mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
         const float mNew = fmaxf(m[t][h], mx * f);  // f > 0: the max commutes with it
         const float sub = mNew == -INFINITY ? 0.f : mNew;
         const float c = fastExp2(m[t][h] - sub);  // exp2(-inf) = 0 on the first tile
-        float sum = 0.f;
 #pragma unroll
         for (int i = 0; i < BN / 8; ++i) {
           sc[t][i][2 * h] = fastExp2(fmaf(sc[t][i][2 * h], f, -sub));
           sc[t][i][2 * h + 1] = fastExp2(fmaf(sc[t][i][2 * h + 1], f, -sub));
-          sum += sc[t][i][2 * h] + sc[t][i][2 * h + 1];
+          red[i] = sc[t][i][2 * h] + sc[t][i][2 * h + 1];
         }
+#pragma unroll
+        for (int w = BN / 16; w >= 1; w /= 2)
+#pragma unroll
+          for (int i = 0; i < w; ++i) red[i] += red[i + w];
+        const float sum = red[0];
         l[t][h] = l[t][h] * c + sum;  // per-thread partial; the quad is summed at the end
         m[t][h] = mNew;
         corr[t][h] = c;
@@ -268,6 +303,28 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks)
     float sc[1][BN / 8][4];
     uint32_t pa[BN / 16][4];
     int stage = 0, prev = 0;
+    // S = Q·Kᵀ for this warpgroup's 64 vectors (K-major descriptors, k step kk 32 bytes into
+    // its 64-column block; Q's rows of this warpgroup start 64·128 bytes apart).
+    const uint32_t qBase = smemAddr(sQ) + (warp / 4) * (64 * 128);
+    auto issueS = [&](int st) {
+      const uint32_t kBase = smemAddr(sKV + st * C::kStage);
+      wgPin(sc[0]);
+      wgPin(o[0]);
+      wgFence();
+#pragma unroll
+      for (int kk = 0; kk < D / 16; ++kk) {
+        const uint64_t desc = wgDesc(kBase + (kk >> 2) * (BN * 128) + (kk & 3) * 32, 16, 1024);
+        if constexpr (QREG) {
+          if constexpr (BN == 64) wgmmaN64K(sc[0], qf[0][kk], desc, kk > 0);
+          else wgmmaN128K(sc[0], qf[0][kk], desc, kk > 0);
+        } else {
+          const uint64_t qd = wgDesc(qBase + (kk >> 2) * (BM * 128) + (kk & 3) * 32, 16, 1024);
+          if constexpr (BN == 64) wgmmaN64KSS(sc[0], qd, desc, kk > 0);
+          else wgmmaN128KSS(sc[0], qd, desc, kk > 0);
+        }
+      }
+      wgCommit();
+    };
     auto issuePv = [&](int st) {
       const uint32_t vBase = smemAddr(sKV + st * C::kStage + BN * D);
 #pragma unroll
@@ -287,17 +344,7 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks)
         fenceProxyAsync();
         __syncthreads();
       }
-      const uint32_t kBase = smemAddr(sKV + stage * C::kStage);
-      wgPin(sc[0]);
-      wgPin(o[0]);
-      wgFence();
-#pragma unroll
-      for (int kk = 0; kk < D / 16; ++kk) {
-        const uint64_t desc = wgDesc(kBase + (kk >> 2) * (BN * 128) + (kk & 3) * 32, 16, 1024);
-        if constexpr (BN == 64) wgmmaN64K(sc[0], qf[0][kk], desc, kk > 0);
-        else wgmmaN128K(sc[0], qf[0][kk], desc, kk > 0);
-      }
-      wgCommit();
+      issueS(stage);
       if constexpr (!kFirst) issuePv(prev);
       if (it + S - 2 < T) loadKv(n - (S - 2), (it + S - 2) % S);  // tile it−2's stage
       if constexpr (kFirst) wgWait0();

@@ -20,6 +20,9 @@ using V7 = PrefillCfg<128, 8, 1, 64, true, 1, true, true, 4>;   // BM 128 (2 war
 using V8 = PrefillCfg<128, 8, 1, 128, true, 1, true, true>;     // BM 128 (2 warpgroups), BN 128
 using V9 = PrefillCfg<128, 4, 1, 64, true, 2, true, true>;      // BM 64 (1 warpgroup), BN 64
 using V10 = PrefillCfg<128, 8, 1, 64, true, 1, true, true, 3>;  // V7 with one tile of prefetch
+// Q read by the S wgmmas from shared memory (32 registers fewer):
+using V11 = PrefillCfg<128, 8, 1, 128, false, 1, true, true, 3>;  // BN 128, 3 stages (225 KB)
+using V12 = PrefillCfg<128, 8, 1, 64, false, 1, true, true, 4>;   // BN 64, 4 stages
 
 // Whether the binary the driver picked for this GPU has the wgmma path (an sm_90a build on a
 // Hopper GPU): asked once, of the device itself.
@@ -52,6 +55,8 @@ void attentionPrefill128(const Ctx& c, const AttnArgs& a, int variant) {
     case 8: return launchPrefill<V8>(c, a);
     case 9: return launchPrefill<V9>(c, a);
     case 10: return launchPrefill<V10>(c, a);
+    case 11: return launchPrefill<V11>(c, a);
+    case 12: return launchPrefill<V12>(c, a);
     case 0: return launchPrefill<V0>(c, a);
     default: return launchPrefill<V1>(c, a);
   }

@@ -44,7 +44,7 @@ function scenario(c: Case, rng: Rng) {
 }
 
 /** Prefill kernel configurations compiled per head dim (attn_prefill_{64,128,256}.cu). */
-const PREFILL_VARIANTS: Record<number, number> = { 64: 3, 128: 11, 256: 3 };
+const PREFILL_VARIANTS: Record<number, number> = { 64: 3, 128: 13, 256: 3 };
 /**
  * MIXATTN_PREFILL_SKIP / MIXATTN_PREFILL_ONLY: comma lists of "headDim:N" configurations to
  * leave out / to run alone (then no other path either), so a kernel that faults (and spoils
