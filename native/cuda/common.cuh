@@ -36,7 +36,7 @@ __device__ __forceinline__ float gatedAct(float g) {
 // First error wins; the winner alone writes the details (read only after a sync). Out of line:
 // the kernels call it from many unrolled sites on paths that never run in a good step, and
 // inlined copies cost instruction-cache space in their hot loops.
-__device__ __noinline__ void reportError(DeviceError* e, int code, int op, int a, int b,
+static __device__ __noinline__ void reportError(DeviceError* e, int code, int op, int a, int b,
                                             int c = 0, int d = 0) {
   if (atomicCAS(&e->code, 0, code) == 0) {
     e->op = op;
