@@ -46,7 +46,7 @@ if [[ "${NCU:-}" == 1 ]]; then
   # Where the default prefill kernel's time goes (one launch, causal 8k), and its SASS mix.
   pre='[{"name":"prefill causal 8k","kind":"prefill","batch":1,"ctx":8192,"window":0,"repeat":0,"heads":32,"kvHeads":8,"dim":128}]'
   step ncu 90 ncu --section SpeedOfLight --section Occupancy --section WarpStateStats --section SchedulerStats --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis --section LaunchStats --metrics 'regex:smsp__average_warps_issue_stalled_.*_per_issue_active\.ratio' --kernel-name regex:prefillKernel --launch-count 1 node bench/attention.mjs "$pre" >"$OUT/ncu.txt" 2>&1
-  fn=$(cuobjdump -symbols build/Release/mixattn.node 2>/dev/null | grep -oE '_ZN7mixattn4cuda13prefillKernelINS0_10PrefillCfgILi128ELi8ELi1ELi64ELb1ELi1ELb1ELb1ELi4E[A-Za-z0-9_]*' | head -1)
+  fn=$(cuobjdump -symbols build/Release/mixattn.node 2>/dev/null | grep -oE '_ZN7mixattn4cuda13prefillKernelINS0_10PrefillCfgILi128ELi4ELi1ELi64ELb1ELi3ELb1ELb0E[A-Za-z0-9_]*' | head -1)
   { echo "== SASS opcodes of $fn"; cuobjdump -sass -fun "$fn" build/Release/mixattn.node 2>/dev/null | grep -oE '^ +/\*[0-9a-f]{4}\*/ +(@!?U?P[0-9T] +)?[A-Z][A-Z0-9_]*(\.[A-Z0-9_]+)*' | awk '{print $NF}' | sort | uniq -c | sort -rn | head -45; } >>"$OUT/ncu.txt" 2>&1
   grep -iE "Duration|Throughput|Occupancy|Registers Per|Eligible|Issued Ipc|Warp Cycles Per Issued|stalled|No Eligible|^ +[0-9]+ [A-Z]" "$OUT/ncu.txt" | head -100 | tee -a "$OUT/summary.log"
 fi

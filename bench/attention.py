@@ -102,10 +102,10 @@ def peers(s):
 # runs (native/cuda/README.md lists them all).
 PREFILL_CONFIGS = {
     "prefill:1": "mma.sync, 8 warps x 16 rows (BM 128), BN 64, Q in registers (the default without sm_90a code)",
-    "prefill:6": "wgmma, 1 warpgroup (BM 64), BN 64, Q and P in registers, 3 blocks/SM, no overlap",
-    "prefill:7": "wgmma, 2 warpgroups (BM 128), BN 64, softmax(n) overlapping P.V(n-1), K/V copies issued behind the GEMMs, 4 stages (the default on sm_90a)",
+    "prefill:6": "wgmma, 1 warpgroup (BM 64), BN 64, Q and P in registers, 3 blocks/SM, no overlap, K/V copies issued behind the S wgmma (the default on sm_90a)",
+    "prefill:9": "wgmma, 1 warpgroup (BM 64), BN 64, softmax(n) overlapping P.V(n-1), 3 stages, 2 blocks/SM",
+    "prefill:7": "wgmma, 2 warpgroups (BM 128), BN 64, softmax(n) overlapping P.V(n-1), K/V copies issued behind the GEMMs, 4 stages",
     "prefill:10": "prefill:7 with 3 stages (one tile of prefetch)",
-    "prefill:11": "wgmma, 2 warpgroups, BN 128, Q read from shared memory by the S wgmmas, 3 stages",
     "prefill:12": "prefill:7 with Q read from shared memory by the S wgmmas",
 }
 

@@ -282,7 +282,13 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks)
       }
     }
   };
+  // O *= corr, skipped where no row of the warp changed its max (corr = 1 exactly): after the
+  // first tiles most rows' maxima stand.
   auto rescale = [&](const float (&corr)[MT][2]) {
+    bool changed = false;
+#pragma unroll
+    for (int t = 0; t < MT; ++t) changed |= corr[t][0] != 1.f || corr[t][1] != 1.f;
+    if (!__any_sync(0xffffffffu, changed)) return;
 #pragma unroll
     for (int t = 0; t < MT; ++t)
 #pragma unroll
@@ -375,7 +381,11 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks)
   } else {
   int stage = 0;
   for (int n = nLast; n >= nFirst; --n, stage ^= 1) {
-    if (n > nFirst) {
+    // mma.sync: the next tile's copies first; wgmma: after this tile's S is issued (below), so
+    // the page lookups and cp.async issue overlap the tensor cores.
+    if constexpr (kUseWg) {
+      cpAsyncWait<0>();
+    } else if (n > nFirst) {
       loadKv(n - 1, stage ^ 1);
       cpAsyncWait<1>();
     } else {
@@ -406,6 +416,7 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks)
         else wgmmaN128K(sc[0], qf[0][kk], desc, kk > 0);
       }
       wgCommit();
+      if (n > nFirst) loadKv(n - 1, stage ^ 1);  // its stage was released by the last barrier
       wgWait0();
       wgPin(sc[0]);
     } else {

@@ -43,7 +43,7 @@ bool wgmmaCompiled() {
 }  // namespace
 void attentionPrefill128(const Ctx& c, const AttnArgs& a, int variant) {
   // Default: the fastest measured (bench/results): wgmma where compiled, else mma.sync V1.
-  if (variant < 0) variant = wgmmaCompiled() ? 7 : 1;
+  if (variant < 0) variant = wgmmaCompiled() ? 6 : 1;
   switch (variant) {
     case 1: return launchPrefill<V1>(c, a);
     case 2: return launchPrefill<V2>(c, a);
