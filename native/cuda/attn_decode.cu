@@ -54,6 +54,8 @@ __global__ void __launch_bounds__(kThreads)
   float* sM = sO + G * D;
   float* sL = sM + G;
   float* sC = sL + G;
+  gridDepLaunchDependents();
+  gridDepWait();
 
   const int s = a.seqOfToken[t];
   int kBeg, kEnd;
@@ -179,6 +181,8 @@ __global__ void __launch_bounds__(kThreads)
 // out(t, head) = sum_i w_i · o_i / sum_i w_i with w_i = exp(lse_i - max lse).
 __global__ void combineKernel(bf16* out, const float* partO, const float* partLse, int splits,
                               int D) {
+  gridDepLaunchDependents();
+  gridDepWait();
   const size_t rh = blockIdx.x;
   const float* lse = partLse + rh * splits;
   float mx = -INFINITY;
@@ -216,8 +220,8 @@ void launch(const Ctx& c, const AttnArgs& a, int splits, int chunk, float* partO
   check(cudaFuncSetAttribute(decodeKernel<D, KT>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                              int(smem)), "attention (decode)");
   const dim3 grid(unsigned(splits), unsigned(a.numKvHeads), unsigned(a.numTokens));
-  decodeKernel<D, KT><<<grid, kThreads, smem, c.stream>>>(a, splits, chunk, partO, partLse, c.err);
-  checkLaunch("attention (decode)");
+  launchKernel(c, "attention (decode)", decodeKernel<D, KT>, grid, kThreads, smem, a, splits,
+               chunk, partO, partLse, c.err);
 }
 
 }  // namespace
@@ -263,9 +267,8 @@ void attentionDecode(const Ctx& c, const AttnArgs& a, int splits, float* scratch
 
 void combineSplits(const Ctx& c, void* out, const float* partO, const float* partLse,
                    size_t rows, int splits, int width) {
-  combineKernel<<<unsigned(rows), width >= 128 ? 128 : 64, 0, c.stream>>>(
-      static_cast<bf16*>(out), partO, partLse, splits, width);
-  checkLaunch("attention (decode combine)");
+  launchKernel(c, "attention (decode combine)", combineKernel, unsigned(rows),
+               width >= 128 ? 128 : 64, 0, static_cast<bf16*>(out), partO, partLse, splits, width);
 }
 
 }  // namespace cuda

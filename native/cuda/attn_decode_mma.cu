@@ -50,6 +50,8 @@ __global__ void __launch_bounds__(128)
   const int sp = blockIdx.x, t = blockIdx.z, tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   const int head0 = blockIdx.y * HC, g = head0 / (a.numHeads / a.numKvHeads);
   const size_t rowHead = (size_t)t * a.numHeads + head0;
+  gridDepLaunchDependents();
+  gridDepWait();
 
   const int s = a.seqOfToken[t];
   int kBeg, kEnd;
@@ -217,9 +219,8 @@ void launch(const Ctx& c, const AttnArgs& a, int splits, int chunk, float* partO
   check(cudaFuncSetAttribute(decodeMmaKernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                              int(DecMma<D>::smem)), "attention (decode)");
   const dim3 grid(unsigned(splits), unsigned(a.numHeads / HC), unsigned(a.numTokens));
-  decodeMmaKernel<D><<<grid, DecMma<D>::kThreads, DecMma<D>::smem, c.stream>>>(
-      a, HC, splits, chunk, partO, partLse, c.err);
-  checkLaunch("attention (decode)");
+  launchKernel(c, "attention (decode)", decodeMmaKernel<D>, grid, DecMma<D>::kThreads,
+               DecMma<D>::smem, a, HC, splits, chunk, partO, partLse, c.err);
 }
 
 }  // namespace

@@ -69,8 +69,25 @@ __device__ __forceinline__ void copyRowChunk(bf16* dst, const char* src, bool va
   }
 }
 
-// The per-block state every layout shares: U and the rotation table into shared memory, the
-// page ids of a tile, the copies of a tile, and the warp's base angles.
+// U (fp32, [D][kDim]) as bf16 [D][ldu], zero past kDim, and the rotation table [16][D/2] into
+// shared memory. Both are constant across the step: the kernels load them before gridDepWait().
+template <int D, bool Expand>
+__device__ __forceinline__ void lrLoadBasis(unsigned char* smem, const LrSmem& L, int kDim,
+                                            const LowRankArgs& lr) {
+  if constexpr (Expand) {
+    bf16* u = reinterpret_cast<bf16*>(smem + L.u);
+    for (int e = threadIdx.x; e < D * L.kc; e += kLrThreads) {
+      const int i = e / L.kc, j = e % L.kc;
+      u[i * L.ldu + j] = __float2bfloat16_rn(j < kDim ? lr.basis[(size_t)i * kDim + j] : 0.f);
+    }
+    float2* r = reinterpret_cast<float2*>(smem + L.rot);
+    for (int e = threadIdx.x; e < 16 * (D / 2); e += kLrThreads)
+      r[(e / (D / 2)) * L.ldr + e % (D / 2)] = reinterpret_cast<const float2*>(lr.rot)[e];
+  }
+}
+
+// The per-block state every layout shares: the page ids of a tile, the copies of a tile, and
+// the warp's base angles (U and the rotation table: lrLoadBasis).
 template <int D, typename KT, bool Expand>
 struct LrTiles {
   const AttnArgs& a;
@@ -87,19 +104,6 @@ struct LrTiles {
   __device__ const float2* rot() const { return reinterpret_cast<const float2*>(smem + L.rot); }
   __device__ const bf16* basis() const { return reinterpret_cast<const bf16*>(smem + L.u); }
 
-  // U (fp32, [D][kDim]) as bf16 [D][ldu], zero past kDim; the rotation table [16][D/2].
-  __device__ void loadBasis() const {
-    if constexpr (Expand) {
-      bf16* u = reinterpret_cast<bf16*>(smem + L.u);
-      for (int e = threadIdx.x; e < D * L.kc; e += kLrThreads) {
-        const int i = e / L.kc, j = e % L.kc;
-        u[i * L.ldu + j] = __float2bfloat16_rn(j < a.kDim ? lr.basis[(size_t)i * a.kDim + j] : 0.f);
-      }
-      float2* r = reinterpret_cast<float2*>(smem + L.rot);
-      for (int e = threadIdx.x; e < 16 * (D / 2); e += kLrThreads)
-        r[(e / (D / 2)) * L.ldr + e % (D / 2)] = reinterpret_cast<const float2*>(lr.rot)[e];
-    }
-  }
   // Page ids of keys kStart .. kStart + 63 (-1 past kEnd or where the lookup failed) into
   // buffer pb (two, so a tile's lookups never wait for the previous tile's copies).
   __device__ void lookup(int kStart, int pb) const {
@@ -214,6 +218,9 @@ __global__ void __launch_bounds__(kLrThreads)
   const int head0 = blockIdx.y * HC, g = head0 / (a.numHeads / a.numKvHeads), vDim = a.vDim;
   const size_t rowHead = (size_t)t * a.numHeads + head0;
   bf16* sQ = reinterpret_cast<bf16*>(smem + L.q);
+  gridDepLaunchDependents();
+  lrLoadBasis<D, Expand>(smem, L, a.kDim, lr);
+  gridDepWait();
 
   int kBeg, kEnd;
   splitKeyRange(a, t, sp, splits, chunk, tid, err, &kBeg, &kEnd, lr.op);
@@ -238,7 +245,6 @@ __global__ void __launch_bounds__(kLrThreads)
     cpAsync16(sQ + r * L.ldq + ch * 8, r < HC ? q + (size_t)r * D + ch * 8 : q, r < HC);
   }
   cpAsyncCommit();
-  T.loadBasis();
   T.lookup(kBeg, 0);
   cpAsyncWait<0>();
   __syncthreads();
@@ -391,6 +397,9 @@ __global__ void __launch_bounds__(kLrThreads)
   extern __shared__ __align__(16) unsigned char smem[];
   __shared__ int sPos[BM];
   const LrSmem L(D, true, Expand, a.kDim, a.vDim, stages);
+  gridDepLaunchDependents();
+  lrLoadBasis<D, Expand>(smem, L, a.kDim, lr);
+  gridDepWait();
 
   int s = -1, tile = 0;  // the (sequence, row tile) this block owns
   if (!prefillTileOf(a, R, blockIdx.x, &s, &tile)) return;
@@ -435,7 +444,6 @@ __global__ void __launch_bounds__(kLrThreads)
     cpAsync16(sQ + i * L.ldq + ch * 8, src, ok);
   }
   cpAsyncCommit();
-  T.loadBasis();
   T.lookup(kBeg, 0);
   __syncthreads();
   T.issue(kBeg, 0, 0);
@@ -620,12 +628,12 @@ template <typename KT, bool Expand, int D>
 void launchLowRankAs(const Ctx& c, const AttnArgs& a, const LowRankArgs& lr, const LowRankPlan& p) {
   if (p.prefill) {
     const dim3 grid(p.gridX, unsigned(a.numHeads / p.HC), unsigned(p.splits));
-    lowRankPrefillKernel<D, KT, Expand><<<grid, kLrThreads, p.smem, c.stream>>>(
-        a, lr, p.HC, p.R, p.splits, p.chunk, p.stages, p.partO, p.partLse, c.err);
+    launchKernel(c, p.opName, lowRankPrefillKernel<D, KT, Expand>, grid, kLrThreads, p.smem, a,
+                 lr, p.HC, p.R, p.splits, p.chunk, p.stages, p.partO, p.partLse, c.err);
   } else {
     const dim3 grid(unsigned(p.splits), unsigned(a.numHeads / p.HC), unsigned(a.numTokens));
-    lowRankDecodeKernel<D, KT, Expand><<<grid, kLrThreads, p.smem, c.stream>>>(
-        a, lr, p.HC, p.splits, p.chunk, p.stages, p.partO, p.partLse, c.err);
+    launchKernel(c, p.opName, lowRankDecodeKernel<D, KT, Expand>, grid, kLrThreads, p.smem, a,
+                 lr, p.HC, p.splits, p.chunk, p.stages, p.partO, p.partLse, c.err);
   }
 }
 
@@ -641,7 +649,6 @@ void launchLowRankFor(const Ctx& c, const AttnArgs& a, const LowRankArgs& lr, co
     if (f32) launchLowRankAs<float, false, D>(c, a, lr, p);
     else launchLowRankAs<bf16, false, D>(c, a, lr, p);
   }
-  checkLaunch(p.opName);
 }
 
 }  // namespace cuda

@@ -32,6 +32,13 @@ using namespace cuda;
 
 cudaDataType cudaType(DType t) { return t == DType::F32 ? CUDA_R_32F : CUDA_R_16BF; }
 
+// Programmatic dependent launch (launch.cuh) where the device has it, unless
+// MIXATTN_CUDA_PDL=0 (or off): for comparisons, and a way out should a driver mishandle it.
+bool pdlWanted() {
+  const char* e = std::getenv("MIXATTN_CUDA_PDL");
+  return !(e && (std::string(e) == "0" || std::string(e) == "off"));
+}
+
 class CudaBackend final : public Backend {
  public:
   explicit CudaBackend(int device) : device_(device) {
@@ -45,6 +52,7 @@ class CudaBackend final : public Backend {
     check(cudaGetDeviceProperties(&prop, device), "cuda backend");
     ctx_.numSMs = prop.multiProcessorCount;
     ctx_.maxSmem = prop.sharedMemPerBlockOptin;
+    ctx_.pdl = prop.major >= 9 && pdlWanted();
     if (prop.major < 8)
       throw Error("cuda backend: " + std::string(prop.name) + " is sm_" +
                   std::to_string(prop.major * 10 + prop.minor) + "; sm_80 or newer is needed");

@@ -24,6 +24,9 @@ struct Ctx {
   DeviceError* err = nullptr;  // device memory
   int numSMs = 1;
   size_t maxSmem = 48 * 1024;  // dynamic shared memory a block may opt in to
+  // Programmatic dependent launch for the kernels of launch.cuh's launchKernel (sm_90+,
+  // unless MIXATTN_CUDA_PDL=0).
+  bool pdl = false;
 };
 
 // Throws Error("<op>: CUDA error: ...") when the last launch (or `e`) failed.

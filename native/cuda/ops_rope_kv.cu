@@ -20,6 +20,8 @@ constexpr int kRopeMaxHalf = 256;
 __global__ void ropeKernel(bf16* x, const int32_t* positions, int heads, int headDim,
                            const double* invFreq) {
   __shared__ float cosS[kRopeMaxHalf], sinS[kRopeMaxHalf];
+  gridDepLaunchDependents();
+  gridDepWait();
   const int t = blockIdx.x, half = headDim / 2;
   const double pos = positions[t];
   for (int i = threadIdx.x; i < half; i += blockDim.x) {
@@ -47,6 +49,8 @@ __global__ void ropeKernel(bf16* x, const int32_t* positions, int heads, int hea
 template <typename KT, bool kRope>
 __global__ void appendKvKernel(AttnArgs a, const bf16* k, const bf16* v, const double* invFreq,
                                DeviceError* err) {
+  gridDepLaunchDependents();
+  gridDepWait();
   const int t = blockIdx.x, h = blockIdx.y, H = a.numKvHeads;
   __shared__ int page;
   const int s = a.seqOfToken[t], p = a.positions[t];
@@ -84,10 +88,9 @@ void launchAppendKv(const Ctx& c, const PagedKv& kv, const BatchLayout& batch, c
   auto* kb = static_cast<const bf16*>(k);
   auto* vb = static_cast<const bf16*>(v);
   if (kv.dtype == DType::BF16)
-    appendKvKernel<bf16, kRope><<<grid, threads, 0, c.stream>>>(a, kb, vb, invFreq, c.err);
+    launchKernel(c, op, appendKvKernel<bf16, kRope>, grid, threads, 0, a, kb, vb, invFreq, c.err);
   else
-    appendKvKernel<float, kRope><<<grid, threads, 0, c.stream>>>(a, kb, vb, invFreq, c.err);
-  checkLaunch(op);
+    launchKernel(c, op, appendKvKernel<float, kRope>, grid, threads, 0, a, kb, vb, invFreq, c.err);
 }
 
 }  // namespace
@@ -98,9 +101,8 @@ void rope(const Ctx& c, void* x, const int32_t* positions, int T, int heads, int
   const int half = headDim / 2;
   if (half > kRopeMaxHalf) throw Error("rope: headDim " + std::to_string(headDim) + " is above 512");
   const unsigned threads = heads * half >= 256 ? 256 : (heads * half >= 64 ? 128 : 32);
-  ropeKernel<<<T, threads, 0, c.stream>>>(static_cast<bf16*>(x), positions, heads, headDim,
-                                          invFreq);
-  checkLaunch("rope");
+  launchKernel(c, "rope", ropeKernel, T, threads, 0, static_cast<bf16*>(x), positions, heads,
+               headDim, invFreq);
 }
 
 void appendKv(const Ctx& c, const PagedKv& kv, const BatchLayout& batch, const void* k,
