@@ -21,7 +21,8 @@
 //    fill N instead of padding M to 16. Pᵀ becomes the B fragment of Oᵀ[v × 8 heads] = Vᵀ·Pᵀ
 //    by one movmatrix.trans per 8 × 8 block. Each warp keeps its own online-softmax state
 //    over its 16 keys of every tile; the 4 states are merged at the end; splits of long rows
-//    are merged by attn_decode.cu's combine kernel.
+//    are merged by the last block of each (row, head group) to finish (split_merge.cuh), or
+//    by attn_decode.cu's combine kernel where that cannot run.
 //  - prefill layout (lowRankPrefillKernel): a block is 64 query vectors (R rows × HC heads of
 //    one KV head, FlashAttention-2 as attn_prefill.cuh: each warp 16 vectors against the
 //    whole tile); the expanded tile goes to shared memory as bf16 once for all of them.
@@ -37,6 +38,7 @@
 #include "cuda/common.cuh"
 #include "cuda/cp_async.cuh"
 #include "cuda/lowrank_layout.h"
+#include "cuda/split_merge.cuh"
 
 namespace mixattn {
 namespace cuda {
@@ -208,7 +210,7 @@ __device__ __forceinline__ void expandRotate16(const bf16* cT, int ldc, int kc, 
 template <int D, typename KT, bool Expand>
 __global__ void __launch_bounds__(kLrThreads)
     lowRankDecodeKernel(AttnArgs a, LowRankArgs lr, int HC, int splits, int chunk, int stages,
-                        float* partO, float* partLse, DeviceError* err) {
+                        float* partO, float* partLse, unsigned* counters, DeviceError* err) {
   constexpr int BN = kLrTileKeys, H2 = D / 2;
   constexpr float kLog2e = 1.4426950408889634f, kLn2 = 0.6931471805599453f;
   extern __shared__ __align__(16) unsigned char smem[];
@@ -234,6 +236,9 @@ __global__ void __launch_bounds__(kLrThreads)
         if (d == 0) partLse[(rowHead + h) * splits + sp] = -INFINITY;
       }
     }
+    if (splits > 1)
+      mergeIfLastSplit(counters, static_cast<bf16*>(a.out), partO, partLse, splits, HC, vDim,
+                       rowHead, reinterpret_cast<float*>(smem));
     return;
   }
   const LrTiles<D, KT, Expand> T{a, lr, L, smem, a.seqOfToken[t], g, kEnd, err};
@@ -386,6 +391,9 @@ __global__ void __launch_bounds__(kLrThreads)
       if (d == 0) partLse[(rowHead + h) * splits + sp] = Lsum > 0.f ? M * kLn2 + logf(Lsum) : -INFINITY;
     }
   }
+  if (splits > 1)
+    mergeIfLastSplit(counters, static_cast<bf16*>(a.out), partO, partLse, splits, HC, vDim,
+                     rowHead, reinterpret_cast<float*>(smem));
 }
 
 template <int D, typename KT, bool Expand>
@@ -633,7 +641,7 @@ void launchLowRankAs(const Ctx& c, const AttnArgs& a, const LowRankArgs& lr, con
   } else {
     const dim3 grid(unsigned(p.splits), unsigned(a.numHeads / p.HC), unsigned(a.numTokens));
     launchKernel(c, p.opName, lowRankDecodeKernel<D, KT, Expand>, grid, kLrThreads, p.smem, a,
-                 lr, p.HC, p.splits, p.chunk, p.stages, p.partO, p.partLse, c.err);
+                 lr, p.HC, p.splits, p.chunk, p.stages, p.partO, p.partLse, p.counters, c.err);
   }
 }
 

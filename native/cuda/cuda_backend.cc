@@ -60,6 +60,13 @@ class CudaBackend final : public Backend {
     ctx_.stream = stream_;
     try {
       check(cudaMalloc(&ctx_.err, sizeof(DeviceError)), "cuda backend");
+      // The decode kernels' split-merge counters (split_merge.cuh): zero from here on, each
+      // reset by the block that used it. Enough for 256 rows of 256 head groups; a launch
+      // that needs more merges with the combine kernel.
+      ctx_.numSplitCounters = size_t(1) << 16;
+      check(cudaMalloc(&ctx_.splitCounters, ctx_.numSplitCounters * sizeof(unsigned)), "cuda backend");
+      check(cudaMemsetAsync(ctx_.splitCounters, 0, ctx_.numSplitCounters * sizeof(unsigned), stream_),
+            "cuda backend");
       // On our stream, and waited for: a cudaMemset runs on the legacy stream, which a
       // non-blocking stream does not wait for.
       check(cudaMemsetAsync(ctx_.err, 0, sizeof(DeviceError), stream_), "cuda backend");
@@ -395,10 +402,13 @@ class CudaBackend final : public Backend {
     rotCache_.clear();
     if (scratch_) cudaFree(scratch_);
     if (ctx_.err) cudaFree(ctx_.err);
+    if (ctx_.splitCounters) cudaFree(ctx_.splitCounters);
     if (errHost_) cudaFreeHost(errHost_);
     if (stream_) cudaStreamDestroy(stream_);
     scratch_ = nullptr;
     ctx_.err = nullptr;
+    ctx_.splitCounters = nullptr;
+    ctx_.numSplitCounters = 0;
     errHost_ = nullptr;
     stream_ = nullptr;
   }
