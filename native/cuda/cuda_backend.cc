@@ -211,6 +211,12 @@ class CudaBackend final : public Backend {
     bind();
     cuda::ropeAppendKv(ctx_, kv, batch, k, v, invFreq(p, kv.kDim));
   }
+  void ropeQAppendKv(void* q, int numHeads, const PagedKv& kv, const BatchLayout& batch, void* k,
+                     const void* v, const RopeParams& p) override {
+    checkPagedKvLayout(kv, "appendKv");
+    bind();
+    cuda::ropeAppendKv(ctx_, kv, batch, k, v, invFreq(p, kv.kDim), q, numHeads);
+  }
   void attention(void* out, const void* q, const PagedKv& kv, const BatchLayout& batch,
                  int numHeads, int window, float scale, float softcap) override {
     bind();

@@ -62,9 +62,10 @@ void rope(const Ctx& c, void* x, const int32_t* positions, int T, int heads, int
           const double* invFreq);
 void appendKv(const Ctx& c, const PagedKv& kv, const BatchLayout& batch, const void* k,
               const void* v);
-// appendKv with RoPE applied to k on the way to the page (k itself is left as it was).
+// appendKv with RoPE applied to k on the way to the page (k itself is left as it was); with q,
+// q[T, numHeads, kDim] is rotated in place in the same launch, as rope() would.
 void ropeAppendKv(const Ctx& c, const PagedKv& kv, const BatchLayout& batch, const void* k,
-                  const void* v, const double* invFreq);
+                  const void* v, const double* invFreq, void* q = nullptr, int numHeads = 0);
 
 // Everything an attention kernel reads, by value (it is a kernel parameter).
 struct AttnArgs {
