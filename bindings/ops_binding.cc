@@ -395,8 +395,8 @@ Napi::Object run(Napi::Env env, const std::string& backend, const std::string& o
     be.gatedActivation(o, b.act(f32s(a, "gate")), b.act(f32s(a, "up")), T, N,
                        act == "gelu_tanh" ? Activation::GeluTanh : Activation::SiLU);
     out.Set("out", b.read(o, size_t(T) * N));
-  } else if (op == "appendKv" || op == "ropeAppendKv" || op == "attention" ||
-             op == "attentionLowRankKeys") {
+  } else if (op == "appendKv" || op == "ropeAppendKv" || op == "ropeQAppendKv" ||
+             op == "attention" || op == "attentionLowRankKeys") {
     size_t arenaElems = 0;
     const PagedKv kv = kvOf(a, b, &arenaElems);
     const BatchLayout batch = batchOf(a, b);
@@ -406,6 +406,13 @@ Napi::Object run(Napi::Env env, const std::string& backend, const std::string& o
     } else if (op == "ropeAppendKv") {
       be.ropeAppendKv(kv, batch, b.act(f32s(a, "k")), b.act(f32s(a, "v")), ropeOf(a));
       out.Set("arena", b.read(kv.arena, arenaElems, kv.dtype));
+    } else if (op == "ropeQAppendKv") {
+      // args as ropeAppendKv, plus q [T, numHeads, kDim]; out: arena and the rotated q.
+      Napi::Float32Array q = f32s(a, "q");
+      void* qd = b.act(q);
+      be.ropeQAppendKv(qd, I("numHeads"), kv, batch, b.act(f32s(a, "k")), b.act(f32s(a, "v")), ropeOf(a));
+      out.Set("arena", b.read(kv.arena, arenaElems, kv.dtype));
+      out.Set("q", b.read(qd, q.ElementLength()));
     } else {
       PathOverride path(a, backend);
       const int heads = I("numHeads");

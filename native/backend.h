@@ -194,6 +194,15 @@ class Backend {
     rope(k, batch.positions, batch.numTokens, kv.numKvHeads, kv.kDim, p);
     appendKv(kv, batch, k, v);
   }
+  // ropeAppendKv, and RoPE in place on the layer's queries q[T, numHeads, kDim] (numHeads a
+  // positive multiple of numKvHeads) exactly as rope(q, positions, T, numHeads, kDim, p):
+  // q and k share their angles, so a backend can rotate both in one pass (CUDA: one launch
+  // instead of two per layer). This default is the CPU twin.
+  virtual void ropeQAppendKv(void* q, int numHeads, const PagedKv& kv, const BatchLayout& batch,
+                             void* k, const void* v, const RopeParams& p) {
+    rope(q, batch.positions, batch.numTokens, numHeads, kv.kDim, p);
+    ropeAppendKv(kv, batch, k, v, p);
+  }
   // q is [T, numHeads, kDim]; out[T, numHeads, vDim] = softmax(q·kᵀ * scale, soft-capped) · v over the cached keys of
   // each row's sequence at positions [max(0, p - window + 1), p] (window 0 = global: [0, p]).
   // GQA: query head h reads KV head h / (numHeads / numKvHeads).

@@ -29,6 +29,7 @@ namespace {
 
 std::atomic<int> gPath{int(AttnPath::Auto)};
 std::atomic<int> gPrefillVariant{-1};  // "prefill:N" forces configuration N (attn_prefill_*.cu)
+std::atomic<bool> gFusedMerge{true};   // "decode:combine" clears it (split_merge.cuh)
 
 void checkLayout(const PagedKv& kv, int numHeads) {
   checkPagedKvLayout(kv, "attention");
@@ -44,6 +45,7 @@ bool prefillHeadDim(int d) { return d == 64 || d == 128 || d == 256; }
 
 void setAttentionPath(const std::string& path) {
   int variant = -1;
+  bool fused = true;
   if (path.rfind("prefill:", 0) == 0) {
     const std::string n = path.substr(8);
     if (n.empty() || n.size() > 3 || n.find_first_not_of("0123456789") != std::string::npos)
@@ -53,9 +55,16 @@ void setAttentionPath(const std::string& path) {
   } else if (path == "auto") gPath = int(AttnPath::Auto);
   else if (path == "generic") gPath = int(AttnPath::Generic);
   else if (path == "decode") gPath = int(AttnPath::Decode);
+  else if (path == "decode:combine") gPath = int(AttnPath::Decode), fused = false;
   else if (path == "prefill") gPath = int(AttnPath::Prefill);
-  else throw Error("attention path '" + path + "' is unknown (auto, generic, decode, prefill, prefill:N)");
+  else throw Error("attention path '" + path + "' is unknown (auto, generic, decode, decode:combine, prefill, prefill:N)");
   gPrefillVariant = variant;
+  gFusedMerge = fused;
+}
+
+bool fusedSplitMerge() {
+  forcedAttentionPath();  // MIXATTN_CUDA_ATTENTION, read once
+  return gFusedMerge.load();
 }
 
 AttnPath forcedAttentionPath() {
@@ -169,7 +178,7 @@ void attention(const Ctx& c, void* out, const void* q, const PagedKv& kv,
       if (!canDecode) throw Error("attention: the decode kernel does not support this layout");
       int splits = 1;
       const size_t bytes = decodeScratchBytes(c, a, &splits);
-      attentionDecode(c, a, splits, bytes ? scratch(bytes) : nullptr);
+      attentionDecode(c, a, splits, bytes ? scratch(bytes) : nullptr, fusedSplitMerge());
       break;
     }
     default:

@@ -17,6 +17,9 @@ void attention(const Ctx& c, void* out, const void* q, const PagedKv& kv,
 
 // The path setAttentionPath forced (Auto when none).
 AttnPath forcedAttentionPath();
+// False after setAttentionPath("decode:combine"): split-KV decode launches leave the merge to
+// the combine kernel instead of their last blocks (split_merge.cuh; tests compare the two).
+bool fusedSplitMerge();
 // Keys one row can attend to: its table row's positions, at most the window.
 int maxKeysOf(const PagedKv& kv, int window);
 

@@ -6,7 +6,8 @@
 // some sequence brings more than one row, decode (one row, <= 8 heads, warps splitting the
 // keys) otherwise; setAttentionPath's "decode" / "prefill" force one. Splits: as the decode
 // path (attn_decode.cu) chooses them, so the blocks fill whole waves of the GPU; the prefill
-// layout splits only when its blocks alone do not fill one wave.
+// layout splits only when its blocks alone do not fill one wave. The decode layout merges its
+// splits in its last blocks (split_merge.cuh) where it can; the combine kernel does the rest.
 #include <algorithm>
 #include <climits>
 #include <cmath>
@@ -95,10 +96,13 @@ void run(const Ctx& c, const AttnArgs& a, const LowRankArgs& lr, int D, bool exp
     p.partO = scratch(rows * p.splits * (size_t(a.vDim) + 1) * sizeof(float));
     p.partLse = p.partO + rows * p.splits * a.vDim;
   }
+  p.counters = prefill ? nullptr
+                       : splitMergeCounters(c, p.splits, a.numTokens, a.numHeads / p.HC, p.HC,
+                                            p.smem, fusedSplitMerge());
   if (D == 64) launchLowRank64(c, a, lr, p);
   else if (D == 128) launchLowRank128(c, a, lr, p);
   else launchLowRank256(c, a, lr, p);
-  if (p.splits > 1)
+  if (p.splits > 1 && !p.counters)
     combineSplits(c, a.out, p.partO, p.partLse, size_t(a.numTokens) * a.numHeads, p.splits, a.vDim);
 }
 

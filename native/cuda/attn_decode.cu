@@ -4,15 +4,18 @@
 // read once per group. Rows are independent (any mix of decode tokens and prefill rows
 // works); each row's keys [lo, p] are cut into `splits` ranges of `chunk` keys so that a
 // small batch with long contexts still fills the GPU. Partial results (normalised output and
-// log-sum-exp) are merged by combineKernel; with one split the block writes bf16 directly.
+// log-sum-exp) are merged by the last block of each (row, group) to finish (split_merge.cuh),
+// or by combineKernel where that cannot run; with one split the block writes bf16 directly.
 //
 // Tiles of 16 KB of K and 16 KB of V are brought in with cp.async through the block table,
 // two stages deep, so the next tile's reads are in flight while this one is computed.
 #include <algorithm>
 #include <cmath>
 
+#include "cuda/attention.h"
 #include "cuda/common.cuh"
 #include "cuda/cp_async.cuh"
+#include "cuda/split_merge.cuh"
 
 namespace mixattn {
 namespace cuda {
@@ -36,10 +39,18 @@ struct DecodeTraits {
   }
 };
 
+// The f32 kernel's split merge as a call: inlined, it cost that kernel ~130 bytes of spills
+// (the tensor-core kernels inline it at no cost).
+__device__ __noinline__ void mergeIfLastSplitCall(unsigned* counters, bf16* out, const float* partO,
+                                                  const float* partLse, int splits, int nh,
+                                                  int width, size_t rowHead, float* sMem) {
+  mergeIfLastSplit(counters, out, partO, partLse, splits, nh, width, rowHead, sMem);
+}
+
 template <int D, typename KT>
 __global__ void __launch_bounds__(kThreads)
     decodeKernel(AttnArgs a, int splits, int chunk, float* partO, float* partLse,
-                 DeviceError* err) {
+                 unsigned* counters, DeviceError* err) {
   using Tr = DecodeTraits<D, KT>;
   constexpr int TK = Tr::TK, LD = Tr::LD;
   const int sp = blockIdx.x, g = blockIdx.y, t = blockIdx.z, tid = threadIdx.x;
@@ -54,6 +65,8 @@ __global__ void __launch_bounds__(kThreads)
   float* sM = sO + G * D;
   float* sL = sM + G;
   float* sC = sL + G;
+  gridDepLaunchDependents();
+  gridDepWait();
 
   const int s = a.seqOfToken[t];
   int kBeg, kEnd;
@@ -69,6 +82,9 @@ __global__ void __launch_bounds__(kThreads)
         if (d == 0) partLse[(rowHead + h) * splits + sp] = -INFINITY;
       }
     }
+    if (splits > 1)
+      mergeIfLastSplitCall(counters, static_cast<bf16*>(a.out), partO, partLse, splits, G, D,
+                           rowHead, reinterpret_cast<float*>(smem));
     return;
   }
 
@@ -174,26 +190,18 @@ __global__ void __launch_bounds__(kThreads)
       if (d == 0) partLse[(rowHead + h) * splits + sp] = l > 0.f ? sM[h] + logf(l) : -INFINITY;
     }
   }
+  if (splits > 1)
+    mergeIfLastSplitCall(counters, static_cast<bf16*>(a.out), partO, partLse, splits, G, D, rowHead,
+                         reinterpret_cast<float*>(smem));
 }
 
-// out(t, head) = sum_i w_i · o_i / sum_i w_i with w_i = exp(lse_i - max lse).
+// One block per (row, head): the same merge as the decode kernels' last blocks.
 __global__ void combineKernel(bf16* out, const float* partO, const float* partLse, int splits,
                               int D) {
-  const size_t rh = blockIdx.x;
-  const float* lse = partLse + rh * splits;
-  float mx = -INFINITY;
-  for (int i = 0; i < splits; ++i) mx = fmaxf(mx, lse[i]);
-  for (int d = threadIdx.x; d < D; d += blockDim.x) {
-    float acc = 0.f, wsum = 0.f;
-    if (mx != -INFINITY) {
-      for (int i = 0; i < splits; ++i) {
-        const float w = expf(lse[i] - mx);
-        wsum += w;
-        acc += w * partO[(rh * splits + i) * D + d];
-      }
-    }
-    out[rh * D + d] = fromF<bf16>(wsum > 0.f ? acc / wsum : 0.f);
-  }
+  extern __shared__ float sMerge[];
+  gridDepLaunchDependents();
+  gridDepWait();
+  mergeSplits(out, partO, partLse, splits, 1, D, blockIdx.x, sMerge);
 }
 
 // bf16 pages go to attn_decode_mma.cu (64-key tiles); f32 pages stay here.
@@ -210,14 +218,19 @@ size_t decodeSmem(const AttnArgs& a) {
                       : a.kDim == 128 ? DecodeTraits<128, float>::smem(G) : DecodeTraits<256, float>::smem(G);
 }
 
+// Launches the f32-page kernel; true when its last blocks merged the splits.
 template <int D, typename KT>
-void launch(const Ctx& c, const AttnArgs& a, int splits, int chunk, float* partO, float* partLse) {
-  const size_t smem = DecodeTraits<D, KT>::smem(a.numHeads / a.numKvHeads);
+bool launch(const Ctx& c, const AttnArgs& a, int splits, int chunk, float* partO, float* partLse,
+            bool fused) {
+  const int G = a.numHeads / a.numKvHeads;
+  const size_t smem = DecodeTraits<D, KT>::smem(G);
+  unsigned* counters = splitMergeCounters(c, splits, a.numTokens, a.numKvHeads, G, smem, fused);
   check(cudaFuncSetAttribute(decodeKernel<D, KT>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                              int(smem)), "attention (decode)");
   const dim3 grid(unsigned(splits), unsigned(a.numKvHeads), unsigned(a.numTokens));
-  decodeKernel<D, KT><<<grid, kThreads, smem, c.stream>>>(a, splits, chunk, partO, partLse, c.err);
-  checkLaunch("attention (decode)");
+  launchKernel(c, "attention (decode)", decodeKernel<D, KT>, grid, kThreads, smem, a, splits,
+               chunk, partO, partLse, counters, c.err);
+  return counters != nullptr;
 }
 
 }  // namespace
@@ -232,10 +245,8 @@ bool decodeSupported(const Ctx& c, const AttnArgs& a) {
 size_t decodeScratchBytes(const Ctx& c, const AttnArgs& a, int* splits) {
   const int TK = decodeTileKeys(a);
   const long long tiles = std::max(1LL, (static_cast<long long>(a.maxKeys) + TK - 1) / TK);
-  const long long G = a.numHeads / a.numKvHeads;
-  long long hc = 1;  // query heads per block of the tensor-core kernel (attn_decode_mma.cu)
-  for (long long d = 1; d <= G && d <= 16; ++d)
-    if (G % d == 0) hc = d;
+  // query heads per block of the tensor-core kernel (attn_decode_mma.cu)
+  const long long hc = decodeMmaHeadsPerBlock(a.numHeads / a.numKvHeads);
   const bool mma = a.kvType == DType::BF16;
   const long long blocks = static_cast<long long>(a.numTokens) * (mma ? a.numHeads / hc : a.numKvHeads);
   // Splits so that the blocks fill whole waves: the smallest count whose last wave is at least
@@ -248,24 +259,44 @@ size_t decodeScratchBytes(const Ctx& c, const AttnArgs& a, int* splits) {
   return size_t(a.numTokens) * a.numHeads * *splits * (a.kDim + 1) * sizeof(float);
 }
 
-void attentionDecode(const Ctx& c, const AttnArgs& a, int splits, float* scratch) {
+void attentionDecode(const Ctx& c, const AttnArgs& a, int splits, float* scratch, bool fused) {
   const int TK = decodeTileKeys(a), D = a.kDim;
   const long long tiles = std::max(1LL, (static_cast<long long>(a.maxKeys) + TK - 1) / TK);
   const int chunk = int((tiles + splits - 1) / splits) * TK;
   float* partO = scratch;
   float* partLse = splits > 1 ? scratch + size_t(a.numTokens) * a.numHeads * splits * D : nullptr;
-  if (a.kvType == DType::BF16) attentionDecodeMma(c, a, splits, chunk, partO, partLse);
-  else if (D == 64) launch<64, float>(c, a, splits, chunk, partO, partLse);
-  else if (D == 128) launch<128, float>(c, a, splits, chunk, partO, partLse);
-  else launch<256, float>(c, a, splits, chunk, partO, partLse);
-  if (splits > 1) combineSplits(c, a.out, partO, partLse, size_t(a.numTokens) * a.numHeads, splits, D);
+  bool merged;
+  if (a.kvType == DType::BF16) {
+    const int hc = decodeMmaHeadsPerBlock(a.numHeads / a.numKvHeads);
+    unsigned* counters = splitMergeCounters(c, splits, a.numTokens, a.numHeads / hc, hc,
+                                            decodeMmaSmem(D), fused);
+    attentionDecodeMma(c, a, splits, chunk, partO, partLse, counters);
+    merged = counters != nullptr;
+  } else if (D == 64) {
+    merged = launch<64, float>(c, a, splits, chunk, partO, partLse, fused);
+  } else if (D == 128) {
+    merged = launch<128, float>(c, a, splits, chunk, partO, partLse, fused);
+  } else {
+    merged = launch<256, float>(c, a, splits, chunk, partO, partLse, fused);
+  }
+  if (splits > 1 && !merged)
+    combineSplits(c, a.out, partO, partLse, size_t(a.numTokens) * a.numHeads, splits, D);
+}
+
+unsigned* splitMergeCounters(const Ctx& c, int splits, long long rows, long long groups, int nh,
+                             size_t smem, bool fused) {
+  if (!fused || splits <= 1 || !c.splitCounters) return nullptr;
+  if (rows * groups > static_cast<long long>(c.numSplitCounters)) return nullptr;
+  if (mergeSmemBytes(nh, splits) > smem) return nullptr;
+  return c.splitCounters;
 }
 
 void combineSplits(const Ctx& c, void* out, const float* partO, const float* partLse,
                    size_t rows, int splits, int width) {
-  combineKernel<<<unsigned(rows), width >= 128 ? 128 : 64, 0, c.stream>>>(
-      static_cast<bf16*>(out), partO, partLse, splits, width);
-  checkLaunch("attention (decode combine)");
+  const size_t smem = mergeSmemBytes(1, splits);  // <= 1 KB: splits <= 256
+  launchKernel(c, "attention (decode combine)", combineKernel, unsigned(rows),
+               width >= 128 ? 128 : 64, smem, static_cast<bf16*>(out), partO, partLse, splits,
+               width);
 }
 
 }  // namespace cuda

@@ -7,11 +7,13 @@
 // wait on each other inside a tile. Their states are merged once at the end through shared
 // memory. Decode is bound by K/V bytes: the tensor cores only keep the arithmetic (and its
 // shared-memory traffic) far below the memory time, which scalar FMAs did not (the scalar
-// kernel in attn_decode.cu stays for f32 pages).
+// kernel in attn_decode.cu stays for f32 pages). With several splits, the last block of each
+// (row, head group) to finish merges them (split_merge.cuh).
 #include <cmath>
 
 #include "cuda/common.cuh"
 #include "cuda/cp_async.cuh"
+#include "cuda/split_merge.cuh"
 
 namespace mixattn {
 namespace cuda {
@@ -40,7 +42,7 @@ __device__ __forceinline__ int swz(int row, int chunk) {
 template <int D>
 __global__ void __launch_bounds__(128)
     decodeMmaKernel(AttnArgs a, int HC, int splits, int chunk, float* partO, float* partLse,
-                    DeviceError* err) {
+                    unsigned* counters, DeviceError* err) {
   using Tr = DecMma<D>;
   constexpr int BN = Tr::BN, CPR = Tr::CPR, ST = Tr::kStages;
   constexpr float kLog2e = 1.4426950408889634f, kLn2 = 0.6931471805599453f;
@@ -50,6 +52,8 @@ __global__ void __launch_bounds__(128)
   const int sp = blockIdx.x, t = blockIdx.z, tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   const int head0 = blockIdx.y * HC, g = head0 / (a.numHeads / a.numKvHeads);
   const size_t rowHead = (size_t)t * a.numHeads + head0;
+  gridDepLaunchDependents();
+  gridDepWait();
 
   const int s = a.seqOfToken[t];
   int kBeg, kEnd;
@@ -64,6 +68,9 @@ __global__ void __launch_bounds__(128)
         if (d == 0) partLse[(rowHead + h) * splits + sp] = -INFINITY;
       }
     }
+    if (splits > 1)
+      mergeIfLastSplit(counters, static_cast<bf16*>(a.out), partO, partLse, splits, HC, D, rowHead,
+                       reinterpret_cast<float*>(smemRaw));
     return;
   }
 
@@ -206,20 +213,20 @@ __global__ void __launch_bounds__(128)
       if (d == 0) partLse[(rowHead + r) * splits + sp] = L > 0.f ? M * kLn2 + logf(L) : -INFINITY;
     }
   }
+  if (splits > 1)
+    mergeIfLastSplit(counters, static_cast<bf16*>(a.out), partO, partLse, splits, HC, D, rowHead,
+                     reinterpret_cast<float*>(smemRaw));
 }
 
 template <int D>
-void launch(const Ctx& c, const AttnArgs& a, int splits, int chunk, float* partO, float* partLse) {
-  const int G = a.numHeads / a.numKvHeads;
-  int HC = 1;
-  for (int d = 1; d <= G && d <= 16; ++d)
-    if (G % d == 0) HC = d;
+void launch(const Ctx& c, const AttnArgs& a, int splits, int chunk, float* partO, float* partLse,
+            unsigned* counters) {
+  const int HC = decodeMmaHeadsPerBlock(a.numHeads / a.numKvHeads);
   check(cudaFuncSetAttribute(decodeMmaKernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                              int(DecMma<D>::smem)), "attention (decode)");
   const dim3 grid(unsigned(splits), unsigned(a.numHeads / HC), unsigned(a.numTokens));
-  decodeMmaKernel<D><<<grid, DecMma<D>::kThreads, DecMma<D>::smem, c.stream>>>(
-      a, HC, splits, chunk, partO, partLse, c.err);
-  checkLaunch("attention (decode)");
+  launchKernel(c, "attention (decode)", decodeMmaKernel<D>, grid, DecMma<D>::kThreads,
+               DecMma<D>::smem, a, HC, splits, chunk, partO, partLse, counters, c.err);
 }
 
 }  // namespace
@@ -237,6 +244,13 @@ int blocksPerSM() {
   return n;
 }
 
+int decodeMmaHeadsPerBlock(int G) {
+  int hc = 1;
+  for (int d = 1; d <= G && d <= 16; ++d)
+    if (G % d == 0) hc = d;
+  return hc;
+}
+
 int decodeMmaBlocksPerSM(int D) {
   return D == 64 ? blocksPerSM<64>() : D == 128 ? blocksPerSM<128>() : blocksPerSM<256>();
 }
@@ -246,10 +260,10 @@ size_t decodeMmaSmem(int D) {
 }
 
 void attentionDecodeMma(const Ctx& c, const AttnArgs& a, int splits, int chunk, float* partO,
-                        float* partLse) {
-  if (a.kDim == 64) launch<64>(c, a, splits, chunk, partO, partLse);
-  else if (a.kDim == 128) launch<128>(c, a, splits, chunk, partO, partLse);
-  else launch<256>(c, a, splits, chunk, partO, partLse);
+                        float* partLse, unsigned* counters) {
+  if (a.kDim == 64) launch<64>(c, a, splits, chunk, partO, partLse, counters);
+  else if (a.kDim == 128) launch<128>(c, a, splits, chunk, partO, partLse, counters);
+  else launch<256>(c, a, splits, chunk, partO, partLse, counters);
 }
 
 }  // namespace cuda

@@ -32,6 +32,8 @@ __global__ void __launch_bounds__(kThreads) genericKernel(AttnArgs a, DeviceErro
   float* prob = q + a.kDim;        // [kThreads]
   int* page = reinterpret_cast<int*>(prob + kThreads);  // [kThreads]
   __shared__ float red[kThreads / 32];
+  gridDepLaunchDependents();
+  gridDepWait();
 
   const int head = blockIdx.x, t = blockIdx.y, tid = threadIdx.x;
   const int g = head / (a.numHeads / a.numKvHeads);
@@ -105,11 +107,11 @@ void attentionGeneric(const Ctx& c, const AttnArgs& a) {
                 std::to_string(kMaxVChunks * kThreads) + " (generic CUDA path)");
   const size_t smem = size_t(a.kDim) * sizeof(float) + kThreads * (sizeof(float) + sizeof(int));
   const dim3 grid(unsigned(a.numHeads), unsigned(a.numTokens));
+  const char* op = "attention (generic)";
   if (a.kvType == DType::BF16)
-    genericKernel<bf16><<<grid, kThreads, smem, c.stream>>>(a, c.err);
+    launchKernel(c, op, genericKernel<bf16>, grid, kThreads, smem, a, c.err);
   else
-    genericKernel<float><<<grid, kThreads, smem, c.stream>>>(a, c.err);
-  checkLaunch("attention (generic)");
+    launchKernel(c, op, genericKernel<float>, grid, kThreads, smem, a, c.err);
 }
 
 }  // namespace cuda

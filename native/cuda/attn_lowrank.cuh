@@ -21,7 +21,8 @@
 //    fill N instead of padding M to 16. Pᵀ becomes the B fragment of Oᵀ[v × 8 heads] = Vᵀ·Pᵀ
 //    by one movmatrix.trans per 8 × 8 block. Each warp keeps its own online-softmax state
 //    over its 16 keys of every tile; the 4 states are merged at the end; splits of long rows
-//    are merged by attn_decode.cu's combine kernel.
+//    are merged by the last block of each (row, head group) to finish (split_merge.cuh), or
+//    by attn_decode.cu's combine kernel where that cannot run.
 //  - prefill layout (lowRankPrefillKernel): a block is 64 query vectors (R rows × HC heads of
 //    one KV head, FlashAttention-2 as attn_prefill.cuh: each warp 16 vectors against the
 //    whole tile); the expanded tile goes to shared memory as bf16 once for all of them.
@@ -37,6 +38,7 @@
 #include "cuda/common.cuh"
 #include "cuda/cp_async.cuh"
 #include "cuda/lowrank_layout.h"
+#include "cuda/split_merge.cuh"
 
 namespace mixattn {
 namespace cuda {
@@ -69,8 +71,25 @@ __device__ __forceinline__ void copyRowChunk(bf16* dst, const char* src, bool va
   }
 }
 
-// The per-block state every layout shares: U and the rotation table into shared memory, the
-// page ids of a tile, the copies of a tile, and the warp's base angles.
+// U (fp32, [D][kDim]) as bf16 [D][ldu], zero past kDim, and the rotation table [16][D/2] into
+// shared memory. Both are constant across the step: the kernels load them before gridDepWait().
+template <int D, bool Expand>
+__device__ __forceinline__ void lrLoadBasis(unsigned char* smem, const LrSmem& L, int kDim,
+                                            const LowRankArgs& lr) {
+  if constexpr (Expand) {
+    bf16* u = reinterpret_cast<bf16*>(smem + L.u);
+    for (int e = threadIdx.x; e < D * L.kc; e += kLrThreads) {
+      const int i = e / L.kc, j = e % L.kc;
+      u[i * L.ldu + j] = __float2bfloat16_rn(j < kDim ? lr.basis[(size_t)i * kDim + j] : 0.f);
+    }
+    float2* r = reinterpret_cast<float2*>(smem + L.rot);
+    for (int e = threadIdx.x; e < 16 * (D / 2); e += kLrThreads)
+      r[(e / (D / 2)) * L.ldr + e % (D / 2)] = reinterpret_cast<const float2*>(lr.rot)[e];
+  }
+}
+
+// The per-block state every layout shares: the page ids of a tile, the copies of a tile, and
+// the warp's base angles (U and the rotation table: lrLoadBasis).
 template <int D, typename KT, bool Expand>
 struct LrTiles {
   const AttnArgs& a;
@@ -87,19 +106,6 @@ struct LrTiles {
   __device__ const float2* rot() const { return reinterpret_cast<const float2*>(smem + L.rot); }
   __device__ const bf16* basis() const { return reinterpret_cast<const bf16*>(smem + L.u); }
 
-  // U (fp32, [D][kDim]) as bf16 [D][ldu], zero past kDim; the rotation table [16][D/2].
-  __device__ void loadBasis() const {
-    if constexpr (Expand) {
-      bf16* u = reinterpret_cast<bf16*>(smem + L.u);
-      for (int e = threadIdx.x; e < D * L.kc; e += kLrThreads) {
-        const int i = e / L.kc, j = e % L.kc;
-        u[i * L.ldu + j] = __float2bfloat16_rn(j < a.kDim ? lr.basis[(size_t)i * a.kDim + j] : 0.f);
-      }
-      float2* r = reinterpret_cast<float2*>(smem + L.rot);
-      for (int e = threadIdx.x; e < 16 * (D / 2); e += kLrThreads)
-        r[(e / (D / 2)) * L.ldr + e % (D / 2)] = reinterpret_cast<const float2*>(lr.rot)[e];
-    }
-  }
   // Page ids of keys kStart .. kStart + 63 (-1 past kEnd or where the lookup failed) into
   // buffer pb (two, so a tile's lookups never wait for the previous tile's copies).
   __device__ void lookup(int kStart, int pb) const {
@@ -204,7 +210,7 @@ __device__ __forceinline__ void expandRotate16(const bf16* cT, int ldc, int kc, 
 template <int D, typename KT, bool Expand>
 __global__ void __launch_bounds__(kLrThreads)
     lowRankDecodeKernel(AttnArgs a, LowRankArgs lr, int HC, int splits, int chunk, int stages,
-                        float* partO, float* partLse, DeviceError* err) {
+                        float* partO, float* partLse, unsigned* counters, DeviceError* err) {
   constexpr int BN = kLrTileKeys, H2 = D / 2;
   constexpr float kLog2e = 1.4426950408889634f, kLn2 = 0.6931471805599453f;
   extern __shared__ __align__(16) unsigned char smem[];
@@ -214,6 +220,9 @@ __global__ void __launch_bounds__(kLrThreads)
   const int head0 = blockIdx.y * HC, g = head0 / (a.numHeads / a.numKvHeads), vDim = a.vDim;
   const size_t rowHead = (size_t)t * a.numHeads + head0;
   bf16* sQ = reinterpret_cast<bf16*>(smem + L.q);
+  gridDepLaunchDependents();
+  lrLoadBasis<D, Expand>(smem, L, a.kDim, lr);
+  gridDepWait();
 
   int kBeg, kEnd;
   splitKeyRange(a, t, sp, splits, chunk, tid, err, &kBeg, &kEnd, lr.op);
@@ -227,6 +236,9 @@ __global__ void __launch_bounds__(kLrThreads)
         if (d == 0) partLse[(rowHead + h) * splits + sp] = -INFINITY;
       }
     }
+    if (splits > 1)
+      mergeIfLastSplit(counters, static_cast<bf16*>(a.out), partO, partLse, splits, HC, vDim,
+                       rowHead, reinterpret_cast<float*>(smem));
     return;
   }
   const LrTiles<D, KT, Expand> T{a, lr, L, smem, a.seqOfToken[t], g, kEnd, err};
@@ -238,7 +250,6 @@ __global__ void __launch_bounds__(kLrThreads)
     cpAsync16(sQ + r * L.ldq + ch * 8, r < HC ? q + (size_t)r * D + ch * 8 : q, r < HC);
   }
   cpAsyncCommit();
-  T.loadBasis();
   T.lookup(kBeg, 0);
   cpAsyncWait<0>();
   __syncthreads();
@@ -380,6 +391,9 @@ __global__ void __launch_bounds__(kLrThreads)
       if (d == 0) partLse[(rowHead + h) * splits + sp] = Lsum > 0.f ? M * kLn2 + logf(Lsum) : -INFINITY;
     }
   }
+  if (splits > 1)
+    mergeIfLastSplit(counters, static_cast<bf16*>(a.out), partO, partLse, splits, HC, vDim,
+                     rowHead, reinterpret_cast<float*>(smem));
 }
 
 template <int D, typename KT, bool Expand>
@@ -391,6 +405,9 @@ __global__ void __launch_bounds__(kLrThreads)
   extern __shared__ __align__(16) unsigned char smem[];
   __shared__ int sPos[BM];
   const LrSmem L(D, true, Expand, a.kDim, a.vDim, stages);
+  gridDepLaunchDependents();
+  lrLoadBasis<D, Expand>(smem, L, a.kDim, lr);
+  gridDepWait();
 
   int s = -1, tile = 0;  // the (sequence, row tile) this block owns
   if (!prefillTileOf(a, R, blockIdx.x, &s, &tile)) return;
@@ -435,7 +452,6 @@ __global__ void __launch_bounds__(kLrThreads)
     cpAsync16(sQ + i * L.ldq + ch * 8, src, ok);
   }
   cpAsyncCommit();
-  T.loadBasis();
   T.lookup(kBeg, 0);
   __syncthreads();
   T.issue(kBeg, 0, 0);
@@ -620,12 +636,12 @@ template <typename KT, bool Expand, int D>
 void launchLowRankAs(const Ctx& c, const AttnArgs& a, const LowRankArgs& lr, const LowRankPlan& p) {
   if (p.prefill) {
     const dim3 grid(p.gridX, unsigned(a.numHeads / p.HC), unsigned(p.splits));
-    lowRankPrefillKernel<D, KT, Expand><<<grid, kLrThreads, p.smem, c.stream>>>(
-        a, lr, p.HC, p.R, p.splits, p.chunk, p.stages, p.partO, p.partLse, c.err);
+    launchKernel(c, p.opName, lowRankPrefillKernel<D, KT, Expand>, grid, kLrThreads, p.smem, a,
+                 lr, p.HC, p.R, p.splits, p.chunk, p.stages, p.partO, p.partLse, c.err);
   } else {
     const dim3 grid(unsigned(p.splits), unsigned(a.numHeads / p.HC), unsigned(a.numTokens));
-    lowRankDecodeKernel<D, KT, Expand><<<grid, kLrThreads, p.smem, c.stream>>>(
-        a, lr, p.HC, p.splits, p.chunk, p.stages, p.partO, p.partLse, c.err);
+    launchKernel(c, p.opName, lowRankDecodeKernel<D, KT, Expand>, grid, kLrThreads, p.smem, a,
+                 lr, p.HC, p.splits, p.chunk, p.stages, p.partO, p.partLse, p.counters, c.err);
   }
 }
 
@@ -641,7 +657,6 @@ void launchLowRankFor(const Ctx& c, const AttnArgs& a, const LowRankArgs& lr, co
     if (f32) launchLowRankAs<float, false, D>(c, a, lr, p);
     else launchLowRankAs<bf16, false, D>(c, a, lr, p);
   }
-  checkLaunch(p.opName);
 }
 
 }  // namespace cuda

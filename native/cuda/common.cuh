@@ -1,5 +1,5 @@
 // Device-side helpers shared by the kernels: bf16/f32 element access, error reporting and the
-// paged-KV page lookup.
+// paged-KV page lookup (and launch.cuh's PDL launch, which every kernel follows).
 #pragma once
 
 #include <cuda_bf16.h>
@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "cuda/device_error.h"
+#include "cuda/launch.cuh"
 #include "cuda/ops.h"
 
 namespace mixattn {

@@ -32,6 +32,13 @@ using namespace cuda;
 
 cudaDataType cudaType(DType t) { return t == DType::F32 ? CUDA_R_32F : CUDA_R_16BF; }
 
+// Programmatic dependent launch (launch.cuh) where the device has it, unless
+// MIXATTN_CUDA_PDL=0 (or off): for comparisons, and a way out should a driver mishandle it.
+bool pdlWanted() {
+  const char* e = std::getenv("MIXATTN_CUDA_PDL");
+  return !(e && (std::string(e) == "0" || std::string(e) == "off"));
+}
+
 class CudaBackend final : public Backend {
  public:
   explicit CudaBackend(int device) : device_(device) {
@@ -45,6 +52,7 @@ class CudaBackend final : public Backend {
     check(cudaGetDeviceProperties(&prop, device), "cuda backend");
     ctx_.numSMs = prop.multiProcessorCount;
     ctx_.maxSmem = prop.sharedMemPerBlockOptin;
+    ctx_.pdl = prop.major >= 9 && pdlWanted();
     if (prop.major < 8)
       throw Error("cuda backend: " + std::string(prop.name) + " is sm_" +
                   std::to_string(prop.major * 10 + prop.minor) + "; sm_80 or newer is needed");
@@ -52,6 +60,13 @@ class CudaBackend final : public Backend {
     ctx_.stream = stream_;
     try {
       check(cudaMalloc(&ctx_.err, sizeof(DeviceError)), "cuda backend");
+      // The decode kernels' split-merge counters (split_merge.cuh): zero from here on, each
+      // reset by the block that used it. Enough for 256 rows of 256 head groups; a launch
+      // that needs more merges with the combine kernel.
+      ctx_.numSplitCounters = size_t(1) << 16;
+      check(cudaMalloc(&ctx_.splitCounters, ctx_.numSplitCounters * sizeof(unsigned)), "cuda backend");
+      check(cudaMemsetAsync(ctx_.splitCounters, 0, ctx_.numSplitCounters * sizeof(unsigned), stream_),
+            "cuda backend");
       // On our stream, and waited for: a cudaMemset runs on the legacy stream, which a
       // non-blocking stream does not wait for.
       check(cudaMemsetAsync(ctx_.err, 0, sizeof(DeviceError), stream_), "cuda backend");
@@ -195,6 +210,12 @@ class CudaBackend final : public Backend {
     checkPagedKvLayout(kv, "appendKv");
     bind();
     cuda::ropeAppendKv(ctx_, kv, batch, k, v, invFreq(p, kv.kDim));
+  }
+  void ropeQAppendKv(void* q, int numHeads, const PagedKv& kv, const BatchLayout& batch, void* k,
+                     const void* v, const RopeParams& p) override {
+    checkPagedKvLayout(kv, "appendKv");
+    bind();
+    cuda::ropeAppendKv(ctx_, kv, batch, k, v, invFreq(p, kv.kDim), q, numHeads);
   }
   void attention(void* out, const void* q, const PagedKv& kv, const BatchLayout& batch,
                  int numHeads, int window, float scale, float softcap) override {
@@ -387,10 +408,13 @@ class CudaBackend final : public Backend {
     rotCache_.clear();
     if (scratch_) cudaFree(scratch_);
     if (ctx_.err) cudaFree(ctx_.err);
+    if (ctx_.splitCounters) cudaFree(ctx_.splitCounters);
     if (errHost_) cudaFreeHost(errHost_);
     if (stream_) cudaStreamDestroy(stream_);
     scratch_ = nullptr;
     ctx_.err = nullptr;
+    ctx_.splitCounters = nullptr;
+    ctx_.numSplitCounters = 0;
     errHost_ = nullptr;
     stream_ = nullptr;
   }

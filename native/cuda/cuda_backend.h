@@ -17,7 +17,8 @@ std::unique_ptr<Backend> createCudaBackend(int device);
 
 namespace cuda {
 // Forces the attention kernel of every CUDA backend in the process: "auto" (default),
-// "generic", "decode" or "prefill" (tests and benchmarks). A forced kernel that does not
+// "generic", "decode", "decode:combine" (the decode kernels with the separate split-merge
+// kernel), "prefill" or "prefill:N" (tests and benchmarks). A forced kernel that does not
 // support a call's layout makes that call throw.
 void setAttentionPath(const std::string& path);
 }  // namespace cuda

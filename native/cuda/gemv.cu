@@ -33,24 +33,52 @@ __device__ __forceinline__ void fma8(float& acc, const uint4& w, const uint4& x)
   }
 }
 
-// acc[m] = x[m, :] · wRow (whole warp; every lane ends with the full sums).
+// A warp's start on its weight row, before gridDepWait() (weights are constant across the step,
+// launch.cuh): the lane's first kUnroll 16-byte vectors into registers (`head`, when the row has
+// a full first round) and the rest of the row prefetched into L2, so the row streams while the
+// kernel before this one finishes; the activations are read only after the wait.
+__device__ __forceinline__ void rowStart(uint4 (&head)[kUnroll], const bf16* __restrict__ wRowPtr,
+                                         int K, int lane) {
+  const uint4* wRow = reinterpret_cast<const uint4*>(wRowPtr);
+  const bool full = lane + 32 * (kUnroll - 1) < (K >> 3);  // warpDot's first-round condition
+#pragma unroll
+  for (int u = 0; u < kUnroll; ++u) head[u] = make_uint4(0, 0, 0, 0);
+  if (full) {
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) head[u] = __ldg(wRow + lane + 32 * u);
+  }
+  const char* end = reinterpret_cast<const char*>(wRowPtr + K);
+  for (const char* p = reinterpret_cast<const char*>(wRow + 32 * kUnroll) + lane * 128; p < end;
+       p += 32 * 128)
+    asm volatile("prefetch.global.L2 [%0];\n" ::"l"(p));
+}
+
+// acc[m] = x[m, :] · wRow (whole warp; every lane ends with the full sums); `head` is the
+// lane's first round of weights from rowStart.
 template <int M>
-__device__ __forceinline__ void warpDot(float (&acc)[M], const bf16* __restrict__ wRowPtr,
+__device__ __forceinline__ void warpDot(float (&acc)[M], const uint4 (&head)[kUnroll],
+                                        const bf16* __restrict__ wRowPtr,
                                         const bf16* __restrict__ x, int K, int lane) {
   const int kv = K >> 3;  // 16-byte vectors per row (K % 8 == 0 is the caller's contract)
   const uint4* wRow = reinterpret_cast<const uint4*>(wRowPtr);
   const uint4* xv = reinterpret_cast<const uint4*>(x);
 #pragma unroll
   for (int m = 0; m < M; ++m) acc[m] = 0.f;
-  int i = lane;
-  for (; i + 32 * (kUnroll - 1) < kv; i += 32 * kUnroll) {
-    uint4 wr[kUnroll];
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) wr[u] = __ldg(wRow + i + 32 * u);
+  auto fmaRound = [&](const uint4 (&wr)[kUnroll], int i) {
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u)
 #pragma unroll
       for (int m = 0; m < M; ++m) fma8(acc[m], wr[u], __ldg(xv + size_t(m) * kv + i + 32 * u));
+  };
+  int i = lane;
+  if (i + 32 * (kUnroll - 1) < kv) {
+    fmaRound(head, i);
+    for (i += 32 * kUnroll; i + 32 * (kUnroll - 1) < kv; i += 32 * kUnroll) {
+      uint4 wr[kUnroll];
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) wr[u] = __ldg(wRow + i + 32 * u);
+      fmaRound(wr, i);
+    }
   }
   for (; i < kv; i += 32) {
     const uint4 wr = __ldg(wRow + i);
@@ -89,11 +117,15 @@ template <int M, typename OutT>
 __global__ void __launch_bounds__(kWarpsPerBlock * 32)
     gemvKernel(OutT* __restrict__ d, const bf16* __restrict__ x, const bf16* __restrict__ w,
                const bf16* __restrict__ bias, int N, int K) {
+  gridDepLaunchDependents();
   const int lane = threadIdx.x & 31;
   const int n = blockIdx.x * kWarpsPerBlock + (threadIdx.x >> 5);
+  uint4 head[kUnroll];
+  if (n < N) rowStart(head, w + size_t(n) * K, K, lane);
+  gridDepWait();
   if (n >= N) return;
   float acc[M];
-  warpDot<M>(acc, w + size_t(n) * K, x, K, lane);
+  warpDot<M>(acc, head, w + size_t(n) * K, x, K, lane);
   if (lane < M) {
     float v = pick<M>(acc, lane);
     if (bias) v += __bfloat162float(bias[n]);
@@ -115,11 +147,15 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
     if (j < jobs.count && int(blockIdx.x) >= jobs.firstBlock[j]) {
       out = jobs.out[j], w = jobs.w[j], bias = jobs.bias[j], N = jobs.N[j], first = jobs.firstBlock[j];
     }
+  gridDepLaunchDependents();
   const int lane = threadIdx.x & 31;
   const int n = (int(blockIdx.x) - first) * kWarpsPerBlock + (threadIdx.x >> 5);
+  uint4 head[kUnroll];
+  if (n < N) rowStart(head, w + size_t(n) * K, K, lane);
+  gridDepWait();
   if (n >= N) return;
   float acc[M];
-  warpDot<M>(acc, w + size_t(n) * K, x, K, lane);
+  warpDot<M>(acc, head, w + size_t(n) * K, x, K, lane);
   if (lane < M) {
     float v = pick<M>(acc, lane);
     if (bias) v += __bfloat162float(bias[n]);
@@ -133,12 +169,19 @@ template <int M, int kAct>
 __global__ void __launch_bounds__(kWarpsPerBlock * 32)
     gatedGemvKernel(bf16* __restrict__ out, const bf16* __restrict__ x,
                     const bf16* __restrict__ wGate, const bf16* __restrict__ wUp, int I, int K) {
+  gridDepLaunchDependents();
   const int lane = threadIdx.x & 31;
   const int n = blockIdx.x * kWarpsPerBlock + (threadIdx.x >> 5);
+  uint4 gHead[kUnroll], uHead[kUnroll];
+  if (n < I) {
+    rowStart(gHead, wGate + size_t(n) * K, K, lane);
+    rowStart(uHead, wUp + size_t(n) * K, K, lane);
+  }
+  gridDepWait();
   if (n >= I) return;
   float g[M], u[M];
-  warpDot<M>(g, wGate + size_t(n) * K, x, K, lane);
-  warpDot<M>(u, wUp + size_t(n) * K, x, K, lane);
+  warpDot<M>(g, gHead, wGate + size_t(n) * K, x, K, lane);
+  warpDot<M>(u, uHead, wUp + size_t(n) * K, x, K, lane);
   if (lane < M) {
     const float gv = pick<M>(g, lane), uv = pick<M>(u, lane);
     out[size_t(lane) * I + n] = __float2bfloat16_rn(gatedAct<kAct>(gv) * uv);
@@ -153,24 +196,22 @@ void launch(const Ctx& c, OutT* d, const bf16* x, const bf16* w, const bf16* bia
   const dim3 grid((N + kWarpsPerBlock - 1) / kWarpsPerBlock), block(kWarpsPerBlock * 32);
   switch (M) {
 #define MIXATTN_GEMV_CASE(m) \
-  case m: gemvKernel<m, OutT><<<grid, block, 0, c.stream>>>(d, x, w, bias, N, K); break;
+  case m: launchKernel(c, "gemv", gemvKernel<m, OutT>, grid, block, 0, d, x, w, bias, N, K); break;
     MIXATTN_GEMV_ROWS(MIXATTN_GEMV_CASE)
 #undef MIXATTN_GEMV_CASE
     default: throw Error("gemv: M must be 1.." + std::to_string(kGemvMaxRows));
   }
-  checkLaunch("gemv");
 }
 
 void launchJobs(const Ctx& c, const GemvJobs& jobs, const bf16* x, int M, int K) {
   const dim3 grid(jobs.firstBlock[jobs.count]), block(kWarpsPerBlock * 32);
   switch (M) {
 #define MIXATTN_GEMV_CASE(m) \
-  case m: gemvJobsKernel<m><<<grid, block, 0, c.stream>>>(jobs, x, K); break;
+  case m: launchKernel(c, "matmulShared (gemv)", gemvJobsKernel<m>, grid, block, 0, jobs, x, K); break;
     MIXATTN_GEMV_ROWS(MIXATTN_GEMV_CASE)
 #undef MIXATTN_GEMV_CASE
     default: throw Error("gemv: M must be 1.." + std::to_string(kGemvMaxRows));
   }
-  checkLaunch("matmulShared (gemv)");
 }
 
 template <int kAct>
@@ -179,12 +220,14 @@ void launchGated(const Ctx& c, bf16* out, const bf16* x, const bf16* wg, const b
   const dim3 grid((I + kWarpsPerBlock - 1) / kWarpsPerBlock), block(kWarpsPerBlock * 32);
   switch (M) {
 #define MIXATTN_GEMV_CASE(m) \
-  case m: gatedGemvKernel<m, kAct><<<grid, block, 0, c.stream>>>(out, x, wg, wu, I, K); break;
+  case m:                                                                                  \
+    launchKernel(c, "gatedMatmul (gemv)", gatedGemvKernel<m, kAct>, grid, block, 0, out, x, wg, wu, \
+                 I, K);                                                                    \
+    break;
     MIXATTN_GEMV_ROWS(MIXATTN_GEMV_CASE)
 #undef MIXATTN_GEMV_CASE
     default: throw Error("gemv: M must be 1.." + std::to_string(kGemvMaxRows));
   }
-  checkLaunch("gatedMatmul (gemv)");
 }
 
 }  // namespace

@@ -1,6 +1,8 @@
 // Skinny GEMM (gemv.cu) for decode steps: D[M, N] = X[M, K] · W[N, K]ᵀ (+ bias[N]) with bf16
 // X, W and bias, fp32 accumulation, D fp32 (dF32) or bf16. The backend uses it instead of
 // cuBLASLt where gemvApplies(); MIXATTN_CUDA_GEMV=0 turns it off (for comparisons).
+// W (and bias) are read before gridDepWait (launch.cuh): they must be weights, written only by
+// uploads, never by a kernel earlier on the stream.
 #pragma once
 
 #include "cuda/ops.h"

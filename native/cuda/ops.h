@@ -24,6 +24,13 @@ struct Ctx {
   DeviceError* err = nullptr;  // device memory
   int numSMs = 1;
   size_t maxSmem = 48 * 1024;  // dynamic shared memory a block may opt in to
+  // Programmatic dependent launch for the kernels of launch.cuh's launchKernel (sm_90+,
+  // unless MIXATTN_CUDA_PDL=0).
+  bool pdl = false;
+  // Arrival counters of the decode kernels' fused split merge (split_merge.cuh): device memory,
+  // zero between launches.
+  unsigned* splitCounters = nullptr;
+  size_t numSplitCounters = 0;
 };
 
 // Throws Error("<op>: CUDA error: ...") when the last launch (or `e`) failed.
@@ -55,9 +62,10 @@ void rope(const Ctx& c, void* x, const int32_t* positions, int T, int heads, int
           const double* invFreq);
 void appendKv(const Ctx& c, const PagedKv& kv, const BatchLayout& batch, const void* k,
               const void* v);
-// appendKv with RoPE applied to k on the way to the page (k itself is left as it was).
+// appendKv with RoPE applied to k on the way to the page (k itself is left as it was); with q,
+// q[T, numHeads, kDim] is rotated in place in the same launch, as rope() would.
 void ropeAppendKv(const Ctx& c, const PagedKv& kv, const BatchLayout& batch, const void* k,
-                  const void* v, const double* invFreq);
+                  const void* v, const double* invFreq, void* q = nullptr, int numHeads = 0);
 
 // Everything an attention kernel reads, by value (it is a kernel parameter).
 struct AttnArgs {
@@ -93,13 +101,16 @@ void attentionGeneric(const Ctx& c, const AttnArgs& a);
 bool decodeSupported(const Ctx& c, const AttnArgs& a);
 // Scratch the decode path needs (0 when it needs none); `splits` gets the split count.
 size_t decodeScratchBytes(const Ctx& c, const AttnArgs& a, int* splits);
-void attentionDecode(const Ctx& c, const AttnArgs& a, int splits, float* scratch);
+// fused: the last block of each (row, group) merges the splits (split_merge.cuh) where it can.
+void attentionDecode(const Ctx& c, const AttnArgs& a, int splits, float* scratch, bool fused);
 // attn_decode_mma.cu: the bf16-page decode kernel attentionDecode uses (tensor cores), 64-key
-// tiles; partial results as attn_decode.cu's combine kernel reads them.
+// tiles; partial results as attn_decode.cu's combine kernel reads them, or merged by the
+// kernel's last block of each (row, group) with `counters` (split_merge.cuh; nullptr: not).
 size_t decodeMmaSmem(int headDim);
 int decodeMmaBlocksPerSM(int headDim);  // resident blocks per SM (occupancy API)
+int decodeMmaHeadsPerBlock(int G);      // query heads of a G-head group per block (<= 16)
 void attentionDecodeMma(const Ctx& c, const AttnArgs& a, int splits, int chunk, float* partO,
-                        float* partLse);
+                        float* partLse, unsigned* counters);
 // attn_lowrank_{64,128,256}.cu (attn_lowrank.cuh): attention whose keys are expanded from
 // low-rank coefficients inside the kernel (Backend::attentionLowRankKeys), or, with
 // expand = false, plain keys of width headDim with V narrower (attention() with vDim < kDim).
@@ -120,6 +131,7 @@ struct LowRankPlan {
   size_t smem;
   unsigned gridX;  // prefill: row-tile items
   float *partO, *partLse;
+  unsigned* counters;  // decode layout: its last blocks merge the splits (split_merge.cuh)
   const char* opName;
 };
 int lowRankBlocksPerSM64(const AttnArgs& a, const LowRankPlan& p);
@@ -129,9 +141,15 @@ void launchLowRank64(const Ctx& c, const AttnArgs& a, const LowRankArgs& lr, con
 void launchLowRank128(const Ctx& c, const AttnArgs& a, const LowRankArgs& lr, const LowRankPlan& p);
 void launchLowRank256(const Ctx& c, const AttnArgs& a, const LowRankArgs& lr, const LowRankPlan& p);
 // attn_decode.cu: out[r, 0..width) = the splits' partial results merged by their log-sum-exp
-// (partO [rows][splits][width], partLse [rows][splits]), as bf16.
+// (partO [rows][splits][width], partLse [rows][splits]), as bf16: the combine kernel, for the
+// launches that do not merge in their last block (split_merge.cuh).
 void combineSplits(const Ctx& c, void* out, const float* partO, const float* partLse,
                    size_t rows, int splits, int width);
+// The arrival counters for a split-KV decode launch of rows × groups blocks per split, each
+// merging nh heads with `smem` bytes of dynamic shared memory, or nullptr where combineSplits
+// must merge (one split, too few counters or too little shared memory, or !fused).
+unsigned* splitMergeCounters(const Ctx& c, int splits, long long rows, long long groups, int nh,
+                             size_t smem, bool fused);
 // attn_prefill_*.cu: FlashAttention-2 on tensor cores, bf16 KV, kDim == vDim in {64,128,256}.
 // `variant` picks one of the kernel configurations a head dim compiles (tests, benchmarks);
 // < 0 or out of range: the default.

@@ -19,6 +19,8 @@ constexpr int kRowsPerBlock = kThreads / 32;  // one warp per row
 template <typename TT>
 __global__ void embeddingKernel(bf16* out, const int32_t* tokens, int n, const TT* table,
                                 int vocab, int dim, float scale, DeviceError* err) {
+  gridDepLaunchDependents();
+  gridDepWait();
   const int i = blockIdx.x;
   const int tok = tokens[i];
   if (tok < 0 || tok >= vocab) {
@@ -35,6 +37,8 @@ __global__ void embeddingKernel(bf16* out, const int32_t* tokens, int n, const T
 template <typename WT>
 __global__ void rmsnormKernel(bf16* out, const bf16* in, const WT* w, int rows, int dim,
                               float eps) {
+  gridDepLaunchDependents();
+  gridDepWait();
   const int row = blockIdx.x * kRowsPerBlock + threadIdx.x / 32, lane = threadIdx.x % 32;
   if (row >= rows) return;
   const bf16* x = in + (size_t)row * dim;
@@ -53,6 +57,8 @@ __global__ void rmsnormKernel(bf16* out, const bf16* in, const WT* w, int rows, 
 template <typename WT>
 __global__ void addRmsnormKernel(bf16* out, bf16* residual, const bf16* delta, const WT* w,
                                  int rows, int dim, float eps) {
+  gridDepLaunchDependents();
+  gridDepWait();
   const int row = blockIdx.x * kRowsPerBlock + threadIdx.x / 32, lane = threadIdx.x % 32;
   if (row >= rows) return;
   bf16* r = residual + (size_t)row * dim;
@@ -97,6 +103,8 @@ __device__ __forceinline__ void loadW8(const float* w, int k, float (&f)[8]) {
 template <typename WT, bool kAdd>
 __global__ void __launch_bounds__(kWideThreads)
     wideNormKernel(bf16* out, bf16* residual, const bf16* in, const WT* w, int dim, float eps) {
+  gridDepLaunchDependents();
+  gridDepWait();
   const size_t row = blockIdx.x;
   const int chunks = dim >> 3;
   bf16* r = residual + row * dim;  // kAdd: the residual stream; else unused
@@ -163,6 +171,8 @@ bool wideRows(int dim, std::initializer_list<const void*> ptrs) {
 }
 
 __global__ void addKernel(bf16* inout, const bf16* in, size_t n) {
+  gridDepLaunchDependents();
+  gridDepWait();
   for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n;
        i += size_t(gridDim.x) * blockDim.x)
     inout[i] = fromF<bf16>(toF(inout[i]) + toF(in[i]));
@@ -170,6 +180,8 @@ __global__ void addKernel(bf16* inout, const bf16* in, size_t n) {
 
 __global__ void gatherKernel(bf16* out, const bf16* in, const int32_t* index, int dim,
                              DeviceError* err) {
+  gridDepLaunchDependents();
+  gridDepWait();
   const int i = blockIdx.x, src = index[i];
   if (src < 0) {
     if (threadIdx.x == 0) reportError(err, kErrGatherIndex, kOpGatherRows, i, src);
@@ -181,6 +193,8 @@ __global__ void gatherKernel(bf16* out, const bf16* in, const int32_t* index, in
 
 template <int kAct>
 __global__ void gatedKernel(bf16* out, const bf16* gate, const bf16* up, size_t n) {
+  gridDepLaunchDependents();
+  gridDepWait();
   for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n;
        i += size_t(gridDim.x) * blockDim.x) {
     const float g = toF(gate[i]), u = toF(up[i]);
@@ -189,6 +203,8 @@ __global__ void gatedKernel(bf16* out, const bf16* gate, const bf16* up, size_t 
 }
 
 __global__ void softcapKernel(float* x, size_t n, float cap) {
+  gridDepLaunchDependents();
+  gridDepWait();
   for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n;
        i += size_t(gridDim.x) * blockDim.x)
     x[i] = cap * tanhf(x[i] / cap);
@@ -196,6 +212,8 @@ __global__ void softcapKernel(float* x, size_t n, float cap) {
 
 template <typename S, typename D>
 __global__ void convertKernel(D* dst, const S* src, size_t n) {
+  gridDepLaunchDependents();
+  gridDepWait();
   for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n;
        i += size_t(gridDim.x) * blockDim.x)
     dst[i] = fromF<D>(toF(src[i]));
@@ -214,42 +232,37 @@ void embedding(const Ctx& c, void* out, const int32_t* tokens, int n, const void
                DType tableType, int vocab, int dim, float scale) {
   if (n <= 0 || dim <= 0) return;
   const unsigned threads = dim >= 256 ? 256 : 64;
+  auto* o = static_cast<bf16*>(out);
   if (tableType == DType::BF16)
-    embeddingKernel<<<n, threads, 0, c.stream>>>(static_cast<bf16*>(out), tokens, n,
-                                                 static_cast<const bf16*>(table), vocab, dim,
-                                                 scale, c.err);
+    launchKernel(c, "embedding", embeddingKernel<bf16>, n, threads, 0, o, tokens, n,
+                 static_cast<const bf16*>(table), vocab, dim, scale, c.err);
   else
-    embeddingKernel<<<n, threads, 0, c.stream>>>(static_cast<bf16*>(out), tokens, n,
-                                                 static_cast<const float*>(table), vocab, dim,
-                                                 scale, c.err);
-  checkLaunch("embedding");
+    launchKernel(c, "embedding", embeddingKernel<float>, n, threads, 0, o, tokens, n,
+                 static_cast<const float*>(table), vocab, dim, scale, c.err);
 }
 
 void rmsnorm(const Ctx& c, void* out, const void* in, const void* w, DType wType, int rows,
              int dim, float eps) {
   if (rows <= 0 || dim <= 0) return;
+  auto* o = static_cast<bf16*>(out);
+  auto* x = static_cast<const bf16*>(in);
+  bf16* noResidual = nullptr;
   if (wideRows(dim, {out, in, w})) {
-    auto* o = static_cast<bf16*>(out);
-    auto* x = static_cast<const bf16*>(in);
     if (wType == DType::BF16)
-      wideNormKernel<bf16, false><<<rows, kWideThreads, 0, c.stream>>>(
-          o, nullptr, x, static_cast<const bf16*>(w), dim, eps);
+      launchKernel(c, "rmsnorm", wideNormKernel<bf16, false>, rows, kWideThreads, 0, o,
+                   noResidual, x, static_cast<const bf16*>(w), dim, eps);
     else
-      wideNormKernel<float, false><<<rows, kWideThreads, 0, c.stream>>>(
-          o, nullptr, x, static_cast<const float*>(w), dim, eps);
-    checkLaunch("rmsnorm");
+      launchKernel(c, "rmsnorm", wideNormKernel<float, false>, rows, kWideThreads, 0, o,
+                   noResidual, x, static_cast<const float*>(w), dim, eps);
     return;
   }
   const unsigned blocks = ceilDiv(size_t(rows), kRowsPerBlock);
   if (wType == DType::BF16)
-    rmsnormKernel<<<blocks, kThreads, 0, c.stream>>>(static_cast<bf16*>(out),
-                                                     static_cast<const bf16*>(in),
-                                                     static_cast<const bf16*>(w), rows, dim, eps);
+    launchKernel(c, "rmsnorm", rmsnormKernel<bf16>, blocks, kThreads, 0, o, x,
+                 static_cast<const bf16*>(w), rows, dim, eps);
   else
-    rmsnormKernel<<<blocks, kThreads, 0, c.stream>>>(static_cast<bf16*>(out),
-                                                     static_cast<const bf16*>(in),
-                                                     static_cast<const float*>(w), rows, dim, eps);
-  checkLaunch("rmsnorm");
+    launchKernel(c, "rmsnorm", rmsnormKernel<float>, blocks, kThreads, 0, o, x,
+                 static_cast<const float*>(w), rows, dim, eps);
 }
 
 void addRmsnorm(const Ctx& c, void* out, void* residual, const void* delta, const void* w,
@@ -261,36 +274,32 @@ void addRmsnorm(const Ctx& c, void* out, void* residual, const void* delta, cons
   auto* d = static_cast<const bf16*>(delta);
   if (wideRows(dim, {out, residual, delta, w})) {
     if (wType == DType::BF16)
-      wideNormKernel<bf16, true><<<rows, kWideThreads, 0, c.stream>>>(
-          o, r, d, static_cast<const bf16*>(w), dim, eps);
+      launchKernel(c, "addRmsnorm", wideNormKernel<bf16, true>, rows, kWideThreads, 0, o, r, d,
+                   static_cast<const bf16*>(w), dim, eps);
     else
-      wideNormKernel<float, true><<<rows, kWideThreads, 0, c.stream>>>(
-          o, r, d, static_cast<const float*>(w), dim, eps);
-    checkLaunch("addRmsnorm");
+      launchKernel(c, "addRmsnorm", wideNormKernel<float, true>, rows, kWideThreads, 0, o, r, d,
+                   static_cast<const float*>(w), dim, eps);
     return;
   }
   if (wType == DType::BF16)
-    addRmsnormKernel<<<blocks, kThreads, 0, c.stream>>>(o, r, d, static_cast<const bf16*>(w),
-                                                        rows, dim, eps);
+    launchKernel(c, "addRmsnorm", addRmsnormKernel<bf16>, blocks, kThreads, 0, o, r, d,
+                 static_cast<const bf16*>(w), rows, dim, eps);
   else
-    addRmsnormKernel<<<blocks, kThreads, 0, c.stream>>>(o, r, d, static_cast<const float*>(w),
-                                                        rows, dim, eps);
-  checkLaunch("addRmsnorm");
+    launchKernel(c, "addRmsnorm", addRmsnormKernel<float>, blocks, kThreads, 0, o, r, d,
+                 static_cast<const float*>(w), rows, dim, eps);
 }
 
 void add(const Ctx& c, void* inout, const void* in, size_t n) {
   if (!n) return;
-  addKernel<<<flatBlocks(c, n), kThreads, 0, c.stream>>>(static_cast<bf16*>(inout),
-                                                         static_cast<const bf16*>(in), n);
-  checkLaunch("add");
+  launchKernel(c, "add", addKernel, flatBlocks(c, n), kThreads, 0, static_cast<bf16*>(inout),
+               static_cast<const bf16*>(in), n);
 }
 
 void gatherRows(const Ctx& c, void* out, const void* in, const int32_t* index, int rows,
                 int dim) {
   if (rows <= 0 || dim <= 0) return;
-  gatherKernel<<<rows, dim >= 256 ? 256 : 64, 0, c.stream>>>(
-      static_cast<bf16*>(out), static_cast<const bf16*>(in), index, dim, c.err);
-  checkLaunch("gatherRows");
+  launchKernel(c, "gatherRows", gatherKernel, rows, dim >= 256 ? 256 : 64, 0,
+               static_cast<bf16*>(out), static_cast<const bf16*>(in), index, dim, c.err);
 }
 
 void gatedActivation(const Ctx& c, void* out, const void* gate, const void* up, size_t n,
@@ -299,31 +308,30 @@ void gatedActivation(const Ctx& c, void* out, const void* gate, const void* up, 
   auto* o = static_cast<bf16*>(out);
   auto* g = static_cast<const bf16*>(gate);
   auto* u = static_cast<const bf16*>(up);
+  const char* op = "gatedActivation";
   if (act == Activation::SiLU)
-    gatedKernel<int(Activation::SiLU)><<<flatBlocks(c, n), kThreads, 0, c.stream>>>(o, g, u, n);
+    launchKernel(c, op, gatedKernel<int(Activation::SiLU)>, flatBlocks(c, n), kThreads, 0, o, g, u, n);
   else if (act == Activation::GeluTanh)
-    gatedKernel<int(Activation::GeluTanh)><<<flatBlocks(c, n), kThreads, 0, c.stream>>>(o, g, u, n);
+    launchKernel(c, op, gatedKernel<int(Activation::GeluTanh)>, flatBlocks(c, n), kThreads, 0, o, g, u, n);
   else
     throw Error("gatedActivation: unknown activation " + std::to_string(int(act)));
-  checkLaunch("gatedActivation");
 }
 
 void softcapInPlace(const Ctx& c, float* x, size_t n, float cap) {
   if (!n) return;
-  softcapKernel<<<flatBlocks(c, n), kThreads, 0, c.stream>>>(x, n, cap);
-  checkLaunch("logits (soft-cap)");
+  launchKernel(c, "logits (soft-cap)", softcapKernel, flatBlocks(c, n), kThreads, 0, x, n, cap);
 }
 
 void bf16ToF32(const Ctx& c, float* dst, const void* src, size_t n) {
   if (!n) return;
-  convertKernel<<<flatBlocks(c, n), kThreads, 0, c.stream>>>(dst, static_cast<const bf16*>(src), n);
-  checkLaunch("convert bf16->f32");
+  launchKernel(c, "convert bf16->f32", convertKernel<bf16, float>, flatBlocks(c, n), kThreads, 0,
+               dst, static_cast<const bf16*>(src), n);
 }
 
 void f32ToBf16(const Ctx& c, void* dst, const float* src, size_t n) {
   if (!n) return;
-  convertKernel<<<flatBlocks(c, n), kThreads, 0, c.stream>>>(static_cast<bf16*>(dst), src, n);
-  checkLaunch("convert f32->bf16");
+  launchKernel(c, "convert f32->bf16", convertKernel<float, bf16>, flatBlocks(c, n), kThreads, 0,
+               static_cast<bf16*>(dst), src, n);
 }
 
 }  // namespace cuda

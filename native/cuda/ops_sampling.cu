@@ -31,6 +31,8 @@ __device__ __forceinline__ void better(float& bv, int& bi, float v, int i) {
 
 __global__ void __launch_bounds__(kArgmaxThreads) argmaxKernel(int32_t* out, const float* logits,
                                                                int vocab) {
+  gridDepLaunchDependents();
+  gridDepWait();
   const float* x = logits + (size_t)blockIdx.x * vocab;
   float bv = -INFINITY;
   int bi = INT_MAX;
@@ -249,6 +251,8 @@ __global__ void __launch_bounds__(kSampleThreads, 1)
                  const int32_t* penalties, int V) {
   using namespace ::mixattn::sampling;
   __shared__ SampleShared sm;
+  gridDepLaunchDependents();
+  gridDepWait();
   const int r = blockIdx.x, tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
   float* y = logits + size_t(r) * V;
   float* wr = weights + size_t(r) * V;
@@ -483,14 +487,12 @@ __global__ void __launch_bounds__(kSampleThreads, 1)
 
 void sample(const Ctx& c, const SampleOut& out, float* logits, float* weights,
             const SampleRow* rows, const int32_t* penalties, int numRows, int vocab) {
-  sampleKernel<<<numRows, kSampleThreads, 0, c.stream>>>(out, logits, weights, rows, penalties,
-                                                          vocab);
-  checkLaunch("sample");
+  launchKernel(c, "sample", sampleKernel, numRows, kSampleThreads, 0, out, logits, weights, rows,
+               penalties, vocab);
 }
 
 void argmax(const Ctx& c, int32_t* out, const float* logits, int rows, int vocab) {
-  argmaxKernel<<<rows, kArgmaxThreads, 0, c.stream>>>(out, logits, vocab);
-  checkLaunch("argmax");
+  launchKernel(c, "argmax", argmaxKernel, rows, kArgmaxThreads, 0, out, logits, vocab);
 }
 
 }  // namespace cuda

@@ -542,13 +542,17 @@ void ModelRunner::run(const StepInput& in, DecodeGraph* g, GraphUse use) {
       be.matmul(v_, h_, w.vProj->data, w.vProj->dtype, bias(w.vBias), T, vDim, H);
     }
     if (d.qkNorm) be.rmsnorm(q_, q_, w.qNorm->data, w.qNorm->dtype, T * d.numHeads, hd, d.rmsNormEps);
-    be.rope(q_, batch.positions, T, d.numHeads, hd, rope);
+    // An owner with full-width keys rotates q and k together (one pass where the backend can).
+    const bool ropeWithKeys = owner && !l.lowRankKeys && l.kDim == hd;
+    if (!ropeWithKeys) be.rope(q_, batch.positions, T, d.numHeads, hd, rope);
     if (owner) {
       if (d.qkNorm)
         be.rmsnorm(k_, k_, w.kNorm->data, w.kNorm->dtype, T * d.numKvHeads, hd, d.rmsNormEps);
       // Low-rank keys are cached pre-RoPE: attention rotates them at their positions.
       if (l.lowRankKeys)
         be.appendKv(pagedKv(i), batch, k_, v_);
+      else if (ropeWithKeys)
+        be.ropeQAppendKv(q_, d.numHeads, pagedKv(i), batch, k_, v_, rope);
       else
         be.ropeAppendKv(pagedKv(i), batch, k_, v_, rope);
     }

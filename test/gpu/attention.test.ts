@@ -4,7 +4,8 @@
  * would fail the step), long decode contexts (split-KV), soft-caps, block sizes that do not
  * divide anything, several owners per block (slot), odd head dims and kDim != vDim, f32 and
  * bf16 pages. Every kernel a layout supports is run: 'auto', and each of 'generic', 'decode',
- * 'prefill' forced.
+ * 'decode:combine' (split-KV merged by the combine kernel instead of the decode kernel's last
+ * blocks), 'prefill' forced; and the two split merges give the same bits, call after call.
  */
 import { describe, expect, it } from 'vitest';
 import { Rng, SEED, TWIN, bound, cudaAvailable, randn, randomBlockTables, relErr, report, runOp } from './twin.js';
@@ -61,13 +62,13 @@ function paths(c: Case): string[] {
   const canPrefill = fast && (c.dtype ?? 'bf16') === 'bf16';
   const configs = canPrefill ? variants.map((i) => `prefill:${i}`) : [];
   if (ONLY.size > 0) return configs;
-  return ['auto', 'generic', ...(fast ? ['decode'] : []), ...(canPrefill ? ['prefill'] : []), ...configs];
+  return ['auto', 'generic', ...(fast ? ['decode', 'decode:combine'] : []), ...(canPrefill ? ['prefill'] : []), ...configs];
 }
 
 function boundFor(c: Case, path: string): number {
   const small = ![64, 128, 256].includes(c.kDim);
   const decodeLike = c.numNew.every((n) => n === 1);
-  const kind = path === 'decode' || (path === 'auto' && decodeLike) ? 'decode' : 'prefill';
+  const kind = path.startsWith('decode') || (path === 'auto' && decodeLike) ? 'decode' : 'prefill';
   return bound(`attention_${kind}_d${small ? 8 : c.kDim}`);
 }
 
@@ -108,6 +109,40 @@ describe.skipIf(!cudaAvailable)(`CUDA attention vs CPU twin (${TWIN}, seed ${SEE
         const err = relErr(runOp(TWIN, 'attention', { ...args, path }).out, cpu);
         report(check, err, boundFor(c, path));
         expect.soft(err, `${check}: rel err ${err} > ${boundFor(c, path)}`).toBeLessThanOrEqual(boundFor(c, path));
+      }
+    });
+  }
+});
+
+/**
+ * Split-KV decode merges its splits in the last block of each (row, head group) to finish,
+ * counting arrivals in counters that block resets: the same bits as the combine kernel, on
+ * every call after the first too (a counter left non-zero would leave outputs unwritten, and
+ * runOp poisons them). Batch-1 contexts from 2 to 512 key tiles give split counts from 2 up to
+ * the cap of 256 on any GPU; short rows next to long ones give empty splits.
+ */
+const MERGE_CASES: Case[] = [
+  { name: '2 tiles, batch 1, GQA 16:2 d128', numNew: [1], pastLen: [100], numHeads: 16, numKvHeads: 2, kDim: 128 },
+  { name: '10 tiles, batch 1, GQA 16:2 d128', numNew: [1], pastLen: [600], numHeads: 16, numKvHeads: 2, kDim: 128 },
+  { name: '79 tiles, batch 1, GQA 32:8 d128', numNew: [1], pastLen: [5000], numHeads: 32, numKvHeads: 8, kDim: 128 },
+  { name: '512 tiles, batch 1, GQA 16:2 d128', numNew: [1], pastLen: [32767], numHeads: 16, numKvHeads: 2, kDim: 128 },
+  { name: 'ragged batch with empty splits, MQA 16:1 d64 (16 heads per block)', numNew: [1, 1, 1, 1], pastLen: [4000, 0, 63, 1500], numHeads: 16, numKvHeads: 1, kDim: 64 },
+  { name: 'MHA 4:4 d256 (one head per block), window 700, soft-cap', numNew: [1, 1], pastLen: [3000, 650], numHeads: 4, numKvHeads: 4, kDim: 256, window: 700, softcap: 3 },
+  { name: 'f32 pages d64 (scalar kernel), GQA 8:2', numNew: [1, 1, 1], pastLen: [2500, 17, 900], numHeads: 8, numKvHeads: 2, kDim: 64, dtype: 'f32' },
+];
+
+describe.skipIf(!cudaAvailable)(`split-KV decode: merged in the last block vs by the combine kernel (${TWIN}, seed ${SEED})`, () => {
+  const rng = new Rng(SEED + 2);
+  const bits = (x: Float32Array) => Buffer.from(x.buffer, x.byteOffset, x.byteLength);
+  for (const c of MERGE_CASES) {
+    it(c.name, () => {
+      const args = scenario(c, rng);
+      const combined = runOp(TWIN, 'attention', { ...args, path: 'decode:combine' }).out;
+      const err = relErr(combined, runOp('cpu', 'attention', args).out);
+      expect(err, `combine kernel vs cpu`).toBeLessThanOrEqual(boundFor(c, 'decode'));
+      for (let call = 0; call < 4; call++) {
+        const merged = runOp(TWIN, 'attention', { ...args, path: 'decode' }).out;
+        expect(Buffer.compare(bits(merged), bits(combined)), `call ${call}`).toBe(0);
       }
     });
   }

@@ -4,7 +4,8 @@
  * than K, against the CPU twin (test/kernels/attention-lowrank.test.ts checks the twin against
  * a float64 reference): the cases of test/kernels/lowrank-cases.ts plus long decode contexts
  * (split-KV), big prefill chunks, 16 query heads per KV head and wide ranks at head dim 256.
- * Every layout is run: 'auto', and the decode and prefill layouts forced.
+ * Every layout is run: 'auto', and the decode and prefill layouts forced; the decode layout's
+ * split merge in its last blocks gives the combine kernel's bits ('decode:combine').
  *
  * Bounds: 2 × PyTorch's own bf16 error (twin.ts) on the same computation: low-rank keys as
  * PyTorch runs them in bf16 (k = c·Uᵀ as a bf16 linear, HF RoPE, SDPA) for attentionLowRankKeys
@@ -56,6 +57,19 @@ describe.skipIf(!cudaAvailable)(`CUDA attention with low-rank keys vs CPU twin (
       }
     });
   }
+
+  it('decode layout: splits merged by the last block equal the combine kernel bit for bit, call after call', () => {
+    const bits = (x: Float32Array) => Buffer.from(x.buffer, x.byteOffset, x.byteLength);
+    for (const c of GPU_CASES.filter((g) => g.numNew.some((n) => n === 1) && Math.max(...g.pastLen) >= 1000)) {
+      const args = scenario(c, rng, { roundBasis: true });
+      const combined = runOp(TWIN, opOf(c), { ...args, path: 'decode:combine' }).out;
+      expect(relErr(combined, runOp('cpu', opOf(c), args).out), `${c.name}: combine kernel vs cpu`).toBeLessThanOrEqual(boundFor(c, 'decode'));
+      for (let call = 0; call < 3; call++) {
+        const merged = runOp(TWIN, opOf(c), { ...args, path: 'decode' }).out;
+        expect(Buffer.compare(bits(merged), bits(combined)), `${c.name}, call ${call}`).toBe(0);
+      }
+    }
+  });
 
   it('bad arguments and bad pages: one clear error naming the op, and the backend stays usable', () => {
     const c: LowRankCase = { name: 'errors', numNew: [3, 1], pastLen: [40, 9], numHeads: 4, numKvHeads: 2, headDim: 64, kDim: 32, vDim: 32 };

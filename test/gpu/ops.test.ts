@@ -194,6 +194,30 @@ describe.skipIf(!cudaAvailable)(`CUDA ops vs CPU twins (${TWIN}, seed ${SEED})`,
       }
     }
   });
+
+  it('ropeQAppendKv rotates q in the append launch: the pages of ropeAppendKv and the q of rope, bit for bit', () => {
+    for (const dtype of ['bf16', 'f32'] as const) {
+      const blockSize = 16, numKvHeads = 2, numHeads = 8, kDim = 128, vDim = 64, numPages = 8, pagesPerBlock = 1, slot = 0;
+      const numNew = Int32Array.from([20, 1, 7]);
+      const pastLen = Int32Array.from([0, 4000, 300]);
+      const tableStride = 300;
+      const tables = Int32Array.from({ length: 3 * tableStride }, (_, i) => (i * 5) % numPages);
+      const T = 28;
+      const positions = Int32Array.from([...Array.from({ length: 20 }, (_, i) => i), 4000, ...Array.from({ length: 7 }, (_, i) => 300 + i)]);
+      const kv = { dtype, numPages, blockSize, numKvHeads, kDim, vDim, pagesPerBlock, slot, tableStride, tables, arena: randn(rng, numPages * blockSize * numKvHeads * (kDim + vDim)) };
+      const rope = { theta: 500000, scaling: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPosition: 64 };
+      const args = { kv, numNew, pastLen, rope, numHeads, q: randn(rng, T * numHeads * kDim), k: randn(rng, T * numKvHeads * kDim), v: randn(rng, T * numKvHeads * vDim) };
+      const [gpu, cpu] = twin('ropeQAppendKv', args);
+      expectWithin(`ropeQAppendKv ${dtype} q`, relErr(gpu.q, cpu.q), bound('rope'));
+      expectWithin(`ropeQAppendKv ${dtype} pages`, relErr(gpu.arena, cpu.arena), bound('rope'));
+      // The same backend's separate ops: identical bits.
+      const pages = runOp(TWIN, 'ropeAppendKv', args).arena;
+      const q = runOp(TWIN, 'rope', { x: args.q, positions, heads: numHeads, headDim: kDim, rope }).out;
+      const bits = (x: Float32Array) => Buffer.from(x.buffer, x.byteOffset, x.byteLength);
+      expect(Buffer.compare(bits(gpu.arena), bits(pages)), `${dtype} pages`).toBe(0);
+      expect(Buffer.compare(bits(gpu.q), bits(q)), `${dtype} q`).toBe(0);
+    }
+  });
 });
 
 describe.skipIf(!cudaAvailable || TWIN === 'cpu')('CUDA errors in device data', () => {

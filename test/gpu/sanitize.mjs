@@ -60,14 +60,16 @@ for (const [D, dtype] of sampleOnly ? [] : [[64, 'bf16'], [128, 'bf16'], [256, '
   const numNew = Int32Array.from([70, 1]), pastLen = Int32Array.from([3, 150]);
   if (prefillOnly && dtype !== 'bf16') continue;
   run('appendKv', { kv, numNew, pastLen, k: r(71 * H * D), v: r(71 * H * D) });
+  if (!prefillOnly) run('ropeQAppendKv', { kv, numNew, pastLen, numHeads: 8, q: r(71 * 8 * D), k: r(71 * H * D), v: r(71 * H * D), rope: { theta: 1e4, scaling: 'default' } });
   const configs = dtype === 'bf16' && PREFILL_VARIANTS[D] ? Array.from({ length: PREFILL_VARIANTS[D] }, (_, i) => `prefill:${i}`) : [];
   for (const path of prefillOnly ? configs : ['generic', 'decode', 'prefill', ...configs]) {
     if (D === 12 && path !== 'generic') continue;
     if (dtype === 'f32' && path.startsWith('prefill')) continue;
     for (const window of [0, 20]) run('attention', { kv, numNew, pastLen, q: r(71 * 8 * D), numHeads: 8, window, scale: 0.1, softcap: window ? 5 : 0, path });
   }
-  // Decode with many splits.
-  if (!prefillOnly) run('attention', { kv, numNew: Int32Array.from([1, 1]), pastLen: Int32Array.from([159, 90]), q: r(2 * 8 * D), numHeads: 8, window: 0, scale: 0.1, softcap: 0, ...(D === 12 ? {} : { path: 'decode' }) });
+  // Decode with many splits (merged in the last block, and by the combine kernel).
+  for (const path of D === 12 ? [undefined] : ['decode', 'decode:combine'])
+    if (!prefillOnly) run('attention', { kv, numNew: Int32Array.from([1, 1]), pastLen: Int32Array.from([159, 90]), q: r(2 * 8 * D), numHeads: 8, window: 0, scale: 0.1, softcap: 0, ...(path ? { path } : {}) });
 }
 // Low-rank keys (attn_lowrank_*.cu): both layouts, f32 and bf16 pages, ragged ranks, one
 // stage (rank 248 at head dim 256), and attention() with V narrower than K (the same kernels).
