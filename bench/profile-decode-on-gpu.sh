@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # On the GPU machine: where the time of a batch-1 decode step goes. Runs `mixattn bench` on the
 # 1B config at batch 1 under Nsight Compute (one metric, gpu__time_duration, every kernel of a
-# few decode steps, CUDA-graph nodes profiled one by one) and sums the kernel times per kernel
+# few decode steps, CUDA-graph nodes profiled one by one, clocks not locked) and sums the kernel times per kernel
 # name and per step, next to the step's wall time without the profiler. Needs dist/ and the
 # addon (carried or built) and node (.device-gpu/boot.sh).
 #   STEPS   decode steps profiled (default 3)   PROMPT  prompt tokens (default 4096)
@@ -14,11 +14,11 @@ source "$(dirname "$0")/gpu-env.sh"
 bench=(node dist/lib/cli/main.js bench --backend cuda --prompt "$PROMPT" --prefill-chunk "$PROMPT")
 # The kernels of a run with 1 decode step are skipped in the run with STEPS + 1 (the first
 # decode step captures the graph).
-ncu --csv --metrics gpu__time_duration.sum --graph-profiling node --target-processes all \
+ncu --csv --clock-control none --metrics gpu__time_duration.sum --graph-profiling node --target-processes all \
   "${bench[@]}" --batches 1 --new 1 >"$OUT/ncu-prefill.csv" 2>"$OUT/ncu-prefill.err"
 skip=$(grep -c '"gpu__time_duration.sum"' "$OUT/ncu-prefill.csv")  # one row per kernel
 echo "kernels in a prefill + 1 decode step run: $skip"
-ncu --csv --metrics gpu__time_duration.sum --graph-profiling node --target-processes all \
+ncu --csv --clock-control none --metrics gpu__time_duration.sum --graph-profiling node --target-processes all \
   "${bench[@]}" --batches 1 --new $((STEPS + 1)) >"$OUT/ncu-decode.csv" 2>"$OUT/ncu-decode.err"
 python3 - "$OUT/ncu-decode.csv" "$skip" "$STEPS" <<'PY' | tee "$OUT/profile.txt"
 import csv, sys, collections, io
