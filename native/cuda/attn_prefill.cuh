@@ -60,10 +60,10 @@ struct PrefillCfg {
   static constexpr int kThreads = NW * 32;
   static constexpr int CPR = D / 8;          // 16-byte chunks per row
   static constexpr int kStage = 2 * BN * D;  // elements of one stage: K tile, then V tile
-  // Q in registers is loaded straight from global memory into its fragments (no staging in
-  // shared memory, so every stage is free for K/V from the start); otherwise Q has its own tile.
+  // With Q in registers its staging area is the last stage (free until it is first loaded).
+  static constexpr bool kQAlias = QREG && BM <= 2 * BN;
   static constexpr size_t smem =
-      size_t((QREG ? 0 : BM * D) + kStages * kStage) * sizeof(bf16) + (WG ? 1024 : 0);
+      size_t((kQAlias ? 0 : BM * D) + kStages * kStage) * sizeof(bf16) + (WG ? 1024 : 0);
   // K/V loads: each thread copies one 16-byte chunk column of RPT consecutive rows per tile.
   static constexpr int RS = kThreads / CPR;  // threads per chunk column
   static constexpr int RPT = BN / RS;        // consecutive rows per thread
@@ -104,7 +104,7 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks)
   unsigned char* smemBase =
       WG ? smemRaw + ((1024 - (smemAddr(smemRaw) & 1023)) & 1023) : smemRaw;
   bf16* sKV = reinterpret_cast<bf16*>(smemBase);  // [stages][K: BN x D, V: BN x D]
-  bf16* sQ = sKV + C::kStages * C::kStage;  // only without QREG
+  bf16* sQ = sKV + (C::kQAlias ? C::kStages - 1 : C::kStages) * C::kStage;
   __shared__ int sPos[BM];
 
   int s = -1, tile = 0;  // the (sequence, row tile) this block owns
@@ -120,7 +120,6 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks)
 
   // Q: vector i = (row i / HC, head i % HC); vectors past R*HC or past the rows are zeros.
   const bf16* q = static_cast<const bf16*>(a.q);
-  if constexpr (!QREG)
   for (int c = tid; c < BM * CPR; c += NT) {
     const int i = c / CPR, ch = c % CPR, r = i / HC;
     const bool ok = i < R * HC && r < rows;
@@ -186,38 +185,23 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks)
   const int mi = lane / 8, ri = lane % 8;  // ldmatrix: which 8x8 matrix, which row of it
   const int t4 = lane % 4;
 
-  // The loop that runs: pipelined wgmma (its own prefetch order) or the two-stage loop, which
-  // with Q in registers takes tile nLast − 1 into the free second stage right away.
-  constexpr bool kPipeLoop = C::kPipe && kUseWg;
-  const bool preload = QREG && !kPipeLoop && nLast > nFirst;
-  loadKv(nLast, 0);  // commits Q's copies (without QREG) with the first tile
-  if (preload) loadKv(nLast - 1, 1);
+  loadKv(nLast, 0);  // commits Q's copies with the first tile
+  cpAsyncWait<0>();
+  if constexpr (kUseWg) fenceProxyAsync();  // the tile's cp.async writes, for wgmma
+  __syncthreads();
 
   // This thread's vectors: m-tile t, half h -> vector (warp*MT + t)*16 + lane/4 + 8h, at
-  // position sPos[vector] (-1 for padding), read again where a tile is masked. With QREG its
-  // Q fragments (the m16n8k16 A layout: rows lane/4 and +8, columns 2(lane%4) and +8 of each
-  // 16-wide k step) come from global memory while the first tiles are in flight.
+  // position sPos[vector] (-1 for padding), read again where a tile is masked.
   uint32_t qf[QREG ? MT : 1][QREG ? D / 16 : 1][4];
   if constexpr (QREG) {
 #pragma unroll
     for (int t = 0; t < MT; ++t)
 #pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        const int i = (warp * MT + t) * 16 + lane / 4 + 8 * h, r = i / HC;
-        const bool ok = i < R * HC && r < rows;
-        const uint32_t* src = reinterpret_cast<const uint32_t*>(
-            q + ((size_t)(tok0 + (ok ? r : 0)) * a.numHeads + head0 + i % HC) * D + 2 * t4);
-#pragma unroll
-        for (int kk = 0; kk < D / 16; ++kk) {
-          qf[t][kk][h] = ok ? __ldg(src + kk * 8) : 0u;
-          qf[t][kk][2 + h] = ok ? __ldg(src + kk * 8 + 4) : 0u;
-        }
-      }
+      for (int kk = 0; kk < D / 16; ++kk)
+        ldmatrixX4(qf[t][kk], sQ + qOfs((warp * MT + t) * 16 + (mi & 1) * 8 + ri,
+                                        2 * kk + (mi >> 1)));
+    if constexpr (C::kQAlias) __syncthreads();  // stage 1 is overwritten next
   }
-  if (preload) cpAsyncWait<1>();
-  else cpAsyncWait<0>();
-  if constexpr (kUseWg) fenceProxyAsync();  // the tile's cp.async writes, for wgmma
-  __syncthreads();
 
   float o[MT][D / 8][4];
 #pragma unroll
@@ -313,7 +297,7 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks)
             o[t][i][3] *= corr[t][1];
   };
 
-  if constexpr (kPipeLoop) {
+  if constexpr (C::kPipe && kUseWg) {
     // Iteration it: tile n = nLast − it in stage it % S. After one barrier (tile it landed;
     // every warpgroup is past P·V(it−2)) S(it) and P·V(it−1) are issued together, then the
     // copies of tile it+S−2 go into tile it−2's stage while they run (page lookups and
@@ -398,12 +382,15 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks)
   int stage = 0;
   for (int n = nLast; n >= nFirst; --n, stage ^= 1) {
     // mma.sync: the next tile's copies first; wgmma: after this tile's S is issued (below), so
-    // the page lookups and cp.async issue overlap the tensor cores. The first iteration's next
-    // tile may be in flight already (preload).
-    const bool nextIssued = preload && n == nLast;
-    if (!kUseWg && n > nFirst && !nextIssued) loadKv(n - 1, stage ^ 1);
-    if (n > nFirst && (nextIssued || !kUseWg)) cpAsyncWait<1>();
-    else cpAsyncWait<0>();
+    // the page lookups and cp.async issue overlap the tensor cores.
+    if constexpr (kUseWg) {
+      cpAsyncWait<0>();
+    } else if (n > nFirst) {
+      loadKv(n - 1, stage ^ 1);
+      cpAsyncWait<1>();
+    } else {
+      cpAsyncWait<0>();
+    }
     if constexpr (kUseWg) fenceProxyAsync();  // the tile's cp.async writes, for wgmma
     __syncthreads();
     const bf16* k = sKV + stage * C::kStage;
@@ -429,7 +416,7 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks)
         else wgmmaN128K(sc[0], qf[0][kk], desc, kk > 0);
       }
       wgCommit();
-      if (n > nFirst && !nextIssued) loadKv(n - 1, stage ^ 1);  // stage released by the last barrier
+      if (n > nFirst) loadKv(n - 1, stage ^ 1);  // its stage was released by the last barrier
       wgWait0();
       wgPin(sc[0]);
     } else {
