@@ -33,57 +33,60 @@ __device__ __forceinline__ void fma8(float& acc, const uint4& w, const uint4& x)
   }
 }
 
+// A row's weights are split among `ks` warps (the block's rows·ks = kWarpsPerBlock warps):
+// lane `lane` of part `part` reads the row's 16-byte vectors first, first + stride, ... with
+// first = lane + 32·part and stride = 32·ks, and the parts' sums meet in shared memory. Why:
+// with one warp per row, o_proj/down (N = 2048) put 16 warps with 2 KB in flight on an SM,
+// too few bytes in flight to stream at the copy bandwidth (ncu: 1.4 TB/s).
+//
 // A warp's start on its weight row, before gridDepWait() (weights are constant across the step,
-// launch.cuh): the lane's first kUnroll 16-byte vectors into registers (`head`, when the row has
-// a full first round) and the rest of the row prefetched into L2, so the row streams while the
-// kernel before this one finishes; the activations are read only after the wait.
+// launch.cuh): the lane's first kUnroll vectors into registers (`head`, zeros past the row) and
+// the rest of its vectors prefetched into L2, so the row streams while the kernel before this
+// one finishes; the activations are read only after the wait.
 __device__ __forceinline__ void rowStart(uint4 (&head)[kUnroll], const bf16* __restrict__ wRowPtr,
-                                         int K, int lane) {
+                                         int K, int first, int stride) {
   const uint4* wRow = reinterpret_cast<const uint4*>(wRowPtr);
-  const bool full = lane + 32 * (kUnroll - 1) < (K >> 3);  // warpDot's first-round condition
+  const int kv = K >> 3;
 #pragma unroll
-  for (int u = 0; u < kUnroll; ++u) head[u] = make_uint4(0, 0, 0, 0);
-  if (full) {
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) head[u] = __ldg(wRow + lane + 32 * u);
+  for (int u = 0; u < kUnroll; ++u) {
+    const int i = first + stride * u;
+    head[u] = i < kv ? __ldg(wRow + i) : make_uint4(0, 0, 0, 0);
   }
-  const char* end = reinterpret_cast<const char*>(wRowPtr + K);
-  for (const char* p = reinterpret_cast<const char*>(wRow + 32 * kUnroll) + lane * 128; p < end;
-       p += 32 * 128)
-    asm volatile("prefetch.global.L2 [%0];\n" ::"l"(p));
+  for (int i = first + stride * kUnroll; i < kv; i += stride)
+    asm volatile("prefetch.global.L2 [%0];\n" ::"l"(wRow + i));
 }
 
-// acc[m] = x[m, :] · wRow (whole warp; every lane ends with the full sums); `head` is the
-// lane's first round of weights from rowStart.
+// acc[m] = x[m, :] · (this warp's part of wRow) (every lane ends with the part's sums); `head` is
+// the lane's first round of weights from rowStart. Every round keeps kUnroll loads in flight
+// (vectors past the row are predicated off), also for rows shorter than a round.
 template <int M>
 __device__ __forceinline__ void warpDot(float (&acc)[M], const uint4 (&head)[kUnroll],
                                         const bf16* __restrict__ wRowPtr,
-                                        const bf16* __restrict__ x, int K, int lane) {
+                                        const bf16* __restrict__ x, int K, int first, int stride) {
   const int kv = K >> 3;  // 16-byte vectors per row (K % 8 == 0 is the caller's contract)
   const uint4* wRow = reinterpret_cast<const uint4*>(wRowPtr);
   const uint4* xv = reinterpret_cast<const uint4*>(x);
 #pragma unroll
   for (int m = 0; m < M; ++m) acc[m] = 0.f;
-  auto fmaRound = [&](const uint4 (&wr)[kUnroll], int i) {
+  auto fmaRound = [&](const uint4 (&wr)[kUnroll], int base) {
 #pragma unroll
-    for (int u = 0; u < kUnroll; ++u)
+    for (int u = 0; u < kUnroll; ++u) {
+      const int i = base + stride * u;
+      if (i < kv) {
 #pragma unroll
-      for (int m = 0; m < M; ++m) fma8(acc[m], wr[u], __ldg(xv + size_t(m) * kv + i + 32 * u));
-  };
-  int i = lane;
-  if (i + 32 * (kUnroll - 1) < kv) {
-    fmaRound(head, i);
-    for (i += 32 * kUnroll; i + 32 * (kUnroll - 1) < kv; i += 32 * kUnroll) {
-      uint4 wr[kUnroll];
-#pragma unroll
-      for (int u = 0; u < kUnroll; ++u) wr[u] = __ldg(wRow + i + 32 * u);
-      fmaRound(wr, i);
+        for (int m = 0; m < M; ++m) fma8(acc[m], wr[u], __ldg(xv + size_t(m) * kv + i));
+      }
     }
-  }
-  for (; i < kv; i += 32) {
-    const uint4 wr = __ldg(wRow + i);
+  };
+  fmaRound(head, first);
+  for (int base = first + stride * kUnroll; base < kv; base += stride * kUnroll) {
+    uint4 wr[kUnroll];
 #pragma unroll
-    for (int m = 0; m < M; ++m) fma8(acc[m], wr, __ldg(xv + size_t(m) * kv + i));
+    for (int u = 0; u < kUnroll; ++u) {
+      const int i = base + stride * u;
+      wr[u] = i < kv ? __ldg(wRow + i) : make_uint4(0, 0, 0, 0);
+    }
+    fmaRound(wr, base);
   }
 #pragma unroll
   for (int m = 0; m < M; ++m)
@@ -101,6 +104,32 @@ __device__ __forceinline__ float pick(const float (&acc)[M], int lane) {
   return v;
 }
 
+// Sum of the ks parts of row (warp / ks) for lane < M, valid in the part-0 warp: each warp's
+// sums through shared memory (every thread of the block must call it: it has a barrier).
+template <int M>
+__device__ __forceinline__ float partSum(const float (&acc)[M], float (*red)[kGemvMaxRows],
+                                         int ks, int warp, int lane) {
+  float v = pick<M>(acc, lane);
+  if (ks == 1) return v;
+  if (lane < M) red[warp][lane] = v;
+  __syncthreads();
+  v = 0.f;
+  if (lane < M && warp % ks == 0)
+    for (int p = 0; p < ks; ++p) v += red[warp + p][lane];
+  return v;
+}
+
+// This warp's row within the block and its vectors (first, stride): rows·ks = kWarpsPerBlock.
+struct WarpRole {
+  int row, first, stride;
+  __device__ explicit WarpRole(int ks) {
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    row = warp / ks;
+    first = lane + 32 * (warp % ks);
+    stride = 32 * ks;
+  }
+};
+
 // Up to kGemvMaxJobs weights over one input, one launch: block b belongs to the job whose
 // range of blocks holds it (the q, k and v projections of a layer).
 constexpr int kGemvMaxJobs = 3;
@@ -116,26 +145,32 @@ struct GemvJobs {
 template <int M, typename OutT>
 __global__ void __launch_bounds__(kWarpsPerBlock * 32)
     gemvKernel(OutT* __restrict__ d, const bf16* __restrict__ x, const bf16* __restrict__ w,
-               const bf16* __restrict__ bias, int N, int K) {
+               const bf16* __restrict__ bias, int N, int K, int ks) {
+  __shared__ float red[kWarpsPerBlock][kGemvMaxRows];
   gridDepLaunchDependents();
-  const int lane = threadIdx.x & 31;
-  const int n = blockIdx.x * kWarpsPerBlock + (threadIdx.x >> 5);
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const WarpRole role(ks);
+  const int n = blockIdx.x * (kWarpsPerBlock / ks) + role.row;
+  const bool active = n < N;
   uint4 head[kUnroll];
-  if (n < N) rowStart(head, w + size_t(n) * K, K, lane);
+  if (active) rowStart(head, w + size_t(n) * K, K, role.first, role.stride);
   gridDepWait();
-  if (n >= N) return;
   float acc[M];
-  warpDot<M>(acc, head, w + size_t(n) * K, x, K, lane);
-  if (lane < M) {
-    float v = pick<M>(acc, lane);
-    if (bias) v += __bfloat162float(bias[n]);
-    d[size_t(lane) * N + n] = fromF<OutT>(v);
+  if (active) {
+    warpDot<M>(acc, head, w + size_t(n) * K, x, K, role.first, role.stride);
+  } else {
+#pragma unroll
+    for (int m = 0; m < M; ++m) acc[m] = 0.f;
   }
+  const float v = partSum<M>(acc, red, ks, warp, lane);
+  if (active && lane < M && warp % ks == 0)
+    d[size_t(lane) * N + n] = fromF<OutT>(bias ? v + __bfloat162float(bias[n]) : v);
 }
 
 template <int M>
 __global__ void __launch_bounds__(kWarpsPerBlock * 32)
-    gemvJobsKernel(GemvJobs jobs, const bf16* __restrict__ x, int K) {
+    gemvJobsKernel(GemvJobs jobs, const bf16* __restrict__ x, int K, int ks) {
+  __shared__ float red[kWarpsPerBlock][kGemvMaxRows];
   // The job's fields picked by unrolled compares: a runtime index into the parameter arrays
   // would copy the struct to local memory.
   bf16* out = nullptr;
@@ -148,19 +183,23 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
       out = jobs.out[j], w = jobs.w[j], bias = jobs.bias[j], N = jobs.N[j], first = jobs.firstBlock[j];
     }
   gridDepLaunchDependents();
-  const int lane = threadIdx.x & 31;
-  const int n = (int(blockIdx.x) - first) * kWarpsPerBlock + (threadIdx.x >> 5);
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const WarpRole role(ks);
+  const int n = (int(blockIdx.x) - first) * (kWarpsPerBlock / ks) + role.row;
+  const bool active = n < N;
   uint4 head[kUnroll];
-  if (n < N) rowStart(head, w + size_t(n) * K, K, lane);
+  if (active) rowStart(head, w + size_t(n) * K, K, role.first, role.stride);
   gridDepWait();
-  if (n >= N) return;
   float acc[M];
-  warpDot<M>(acc, head, w + size_t(n) * K, x, K, lane);
-  if (lane < M) {
-    float v = pick<M>(acc, lane);
-    if (bias) v += __bfloat162float(bias[n]);
-    out[size_t(lane) * N + n] = __float2bfloat16_rn(v);
+  if (active) {
+    warpDot<M>(acc, head, w + size_t(n) * K, x, K, role.first, role.stride);
+  } else {
+#pragma unroll
+    for (int m = 0; m < M; ++m) acc[m] = 0.f;
   }
+  const float v = partSum<M>(acc, red, ks, warp, lane);
+  if (active && lane < M && warp % ks == 0)
+    out[size_t(lane) * N + n] = __float2bfloat16_rn(bias ? v + __bfloat162float(bias[n]) : v);
 }
 
 // out[m, n] = act(x[m] · wGate[n]) * (x[m] · wUp[n]), both dot products by the same warp, the
@@ -168,24 +207,40 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
 template <int M, int kAct>
 __global__ void __launch_bounds__(kWarpsPerBlock * 32)
     gatedGemvKernel(bf16* __restrict__ out, const bf16* __restrict__ x,
-                    const bf16* __restrict__ wGate, const bf16* __restrict__ wUp, int I, int K) {
+                    const bf16* __restrict__ wGate, const bf16* __restrict__ wUp, int I, int K,
+                    int ks) {
+  __shared__ float red[2][kWarpsPerBlock][kGemvMaxRows];
   gridDepLaunchDependents();
-  const int lane = threadIdx.x & 31;
-  const int n = blockIdx.x * kWarpsPerBlock + (threadIdx.x >> 5);
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const WarpRole role(ks);
+  const int n = blockIdx.x * (kWarpsPerBlock / ks) + role.row;
+  const bool active = n < I;
   uint4 gHead[kUnroll], uHead[kUnroll];
-  if (n < I) {
-    rowStart(gHead, wGate + size_t(n) * K, K, lane);
-    rowStart(uHead, wUp + size_t(n) * K, K, lane);
+  if (active) {
+    rowStart(gHead, wGate + size_t(n) * K, K, role.first, role.stride);
+    rowStart(uHead, wUp + size_t(n) * K, K, role.first, role.stride);
   }
   gridDepWait();
-  if (n >= I) return;
   float g[M], u[M];
-  warpDot<M>(g, gHead, wGate + size_t(n) * K, x, K, lane);
-  warpDot<M>(u, uHead, wUp + size_t(n) * K, x, K, lane);
-  if (lane < M) {
-    const float gv = pick<M>(g, lane), uv = pick<M>(u, lane);
-    out[size_t(lane) * I + n] = __float2bfloat16_rn(gatedAct<kAct>(gv) * uv);
+  if (active) {
+    warpDot<M>(g, gHead, wGate + size_t(n) * K, x, K, role.first, role.stride);
+    warpDot<M>(u, uHead, wUp + size_t(n) * K, x, K, role.first, role.stride);
+  } else {
+#pragma unroll
+    for (int m = 0; m < M; ++m) g[m] = u[m] = 0.f;
   }
+  const float gv = partSum<M>(g, red[0], ks, warp, lane);
+  const float uv = partSum<M>(u, red[1], ks, warp, lane);
+  if (active && lane < M && warp % ks == 0)
+    out[size_t(lane) * I + n] = __float2bfloat16_rn(gatedAct<kAct>(gv) * uv);
+}
+
+// Warps per row: the fewest (1, 2, 4 or 8) that put about 48 warps on each SM (o_proj/down at
+// N = 2048 with one warp per row left half the copy bandwidth unused).
+int warpsPerRow(const Ctx& c, long long rows) {
+  int ks = 1;
+  while (ks < kWarpsPerBlock && rows * ks < 48LL * c.numSMs) ks *= 2;
+  return ks;
 }
 
 #define MIXATTN_GEMV_ROWS(CASE) CASE(1) CASE(2) CASE(3) CASE(4) CASE(5) CASE(6) CASE(7) CASE(8)
@@ -193,21 +248,22 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
 template <typename OutT>
 void launch(const Ctx& c, OutT* d, const bf16* x, const bf16* w, const bf16* bias, int M, int N,
             int K) {
-  const dim3 grid((N + kWarpsPerBlock - 1) / kWarpsPerBlock), block(kWarpsPerBlock * 32);
+  const int ks = warpsPerRow(c, N), rowsPerBlock = kWarpsPerBlock / ks;
+  const dim3 grid((N + rowsPerBlock - 1) / rowsPerBlock), block(kWarpsPerBlock * 32);
   switch (M) {
 #define MIXATTN_GEMV_CASE(m) \
-  case m: launchKernel(c, "gemv", gemvKernel<m, OutT>, grid, block, 0, d, x, w, bias, N, K); break;
+  case m: launchKernel(c, "gemv", gemvKernel<m, OutT>, grid, block, 0, d, x, w, bias, N, K, ks); break;
     MIXATTN_GEMV_ROWS(MIXATTN_GEMV_CASE)
 #undef MIXATTN_GEMV_CASE
     default: throw Error("gemv: M must be 1.." + std::to_string(kGemvMaxRows));
   }
 }
 
-void launchJobs(const Ctx& c, const GemvJobs& jobs, const bf16* x, int M, int K) {
+void launchJobs(const Ctx& c, const GemvJobs& jobs, const bf16* x, int M, int K, int ks) {
   const dim3 grid(jobs.firstBlock[jobs.count]), block(kWarpsPerBlock * 32);
   switch (M) {
 #define MIXATTN_GEMV_CASE(m) \
-  case m: launchKernel(c, "matmulShared (gemv)", gemvJobsKernel<m>, grid, block, 0, jobs, x, K); break;
+  case m: launchKernel(c, "matmulShared (gemv)", gemvJobsKernel<m>, grid, block, 0, jobs, x, K, ks); break;
     MIXATTN_GEMV_ROWS(MIXATTN_GEMV_CASE)
 #undef MIXATTN_GEMV_CASE
     default: throw Error("gemv: M must be 1.." + std::to_string(kGemvMaxRows));
@@ -217,12 +273,13 @@ void launchJobs(const Ctx& c, const GemvJobs& jobs, const bf16* x, int M, int K)
 template <int kAct>
 void launchGated(const Ctx& c, bf16* out, const bf16* x, const bf16* wg, const bf16* wu, int M,
                  int I, int K) {
-  const dim3 grid((I + kWarpsPerBlock - 1) / kWarpsPerBlock), block(kWarpsPerBlock * 32);
+  const int ks = warpsPerRow(c, I), rowsPerBlock = kWarpsPerBlock / ks;
+  const dim3 grid((I + rowsPerBlock - 1) / rowsPerBlock), block(kWarpsPerBlock * 32);
   switch (M) {
 #define MIXATTN_GEMV_CASE(m) \
   case m:                                                                                  \
     launchKernel(c, "gatedMatmul (gemv)", gatedGemvKernel<m, kAct>, grid, block, 0, out, x, wg, wu, \
-                 I, K);                                                                    \
+                 I, K, ks);                                                                \
     break;
     MIXATTN_GEMV_ROWS(MIXATTN_GEMV_CASE)
 #undef MIXATTN_GEMV_CASE
@@ -259,6 +316,9 @@ void gemvShared(const Ctx& c, const void* x, int M, int K, const Backend::Matmul
   for (int j0 = 0; j0 < count; j0 += kGemvMaxJobs) {
     GemvJobs jobs{};
     jobs.count = std::min(kGemvMaxJobs, count - j0);
+    long long rows = 0;
+    for (int j = 0; j < jobs.count; ++j) rows += outs[j0 + j].N;
+    const int ks = warpsPerRow(c, rows), rowsPerBlock = kWarpsPerBlock / ks;
     jobs.firstBlock[0] = 0;
     for (int j = 0; j < jobs.count; ++j) {
       const Backend::MatmulOut& o = outs[j0 + j];
@@ -266,9 +326,9 @@ void gemvShared(const Ctx& c, const void* x, int M, int K, const Backend::Matmul
       jobs.w[j] = static_cast<const bf16*>(o.w);
       jobs.bias[j] = static_cast<const bf16*>(o.bias);
       jobs.N[j] = o.N;
-      jobs.firstBlock[j + 1] = jobs.firstBlock[j] + (o.N + kWarpsPerBlock - 1) / kWarpsPerBlock;
+      jobs.firstBlock[j + 1] = jobs.firstBlock[j] + (o.N + rowsPerBlock - 1) / rowsPerBlock;
     }
-    if (jobs.firstBlock[jobs.count] > 0) launchJobs(c, jobs, static_cast<const bf16*>(x), M, K);
+    if (jobs.firstBlock[jobs.count] > 0) launchJobs(c, jobs, static_cast<const bf16*>(x), M, K, ks);
   }
 }
 
