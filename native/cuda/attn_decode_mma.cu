@@ -53,12 +53,18 @@ __global__ void __launch_bounds__(128)
   const int head0 = blockIdx.y * HC, g = head0 / (a.numHeads / a.numKvHeads);
   const size_t rowHead = (size_t)t * a.numHeads + head0;
   gridDepLaunchDependents();
-  gridDepWait();
 
+  // Before gridDepWait (programmatic dependent launch, launch.cuh) this kernel reads only what
+  // no earlier op of the step writes: the step's metadata and block tables (uploaded before
+  // its first kernel) and K/V rows of keys below pastLen[s] (written by earlier steps; the
+  // step's appends write rows at pastLen[s] and above, and pages are never copied on the
+  // device). So the first tiles' page lookups and copies overlap the kernels before this one;
+  // q, the new rows and every write wait.
   const int s = a.seqOfToken[t];
   int kBeg, kEnd;
   splitKeyRange(a, t, sp, splits, chunk, tid, err, &kBeg, &kEnd);
   if (kBeg >= kEnd) {  // an empty split (or a bad row): contributes nothing
+    gridDepWait();
     for (int e = tid; e < HC * D; e += Tr::kThreads) {
       const int h = e / D, d = e % D;
       if (splits == 1) {
@@ -74,11 +80,6 @@ __global__ void __launch_bounds__(128)
     return;
   }
 
-  const bf16* q = static_cast<const bf16*>(a.q) + rowHead * D;
-  for (int c = tid; c < 16 * CPR; c += Tr::kThreads) {
-    const int r = c / CPR, ch = c % CPR;
-    cpAsync16(sQ + swz<D>(r, ch), r < HC ? q + (size_t)r * D + ch * 8 : q, r < HC);
-  }
   auto loadTile = [&](int n) {
     const int kStart = kBeg + n * BN;
     bf16* k = sKV + (n % ST) * Tr::stageElems;
@@ -94,13 +95,24 @@ __global__ void __launch_bounds__(128)
     }
   };
 
-  // Group k of the cp.async queue holds tile k (empty groups past the end keep the count).
+  // Group 0 of the cp.async queue holds Q and tile 0, and tile 1 where it was copied before the
+  // wait (tiles wholly below pastLen[s], both stages being free); group k ≥ 1 holds tile k
+  // otherwise (empty groups past the end keep the count).
+  static_assert(ST == 2, "the early copies assume two stages");
   const int nTiles = (kEnd - kBeg + BN - 1) / BN;
-#pragma unroll
-  for (int n = 0; n < ST - 1; ++n) {
-    if (n < nTiles) loadTile(n);
-    cpAsyncCommit();
+  const int stable = min(kEnd, s >= 0 && s < a.numSeqs ? a.pastLen[s] : 0);  // keys before the step
+  int early = 0;  // leading tiles copied before the wait
+  while (early < ST && early < nTiles && kBeg + (early + 1) * BN <= stable) loadTile(early++);
+  gridDepWait();
+  const bf16* q = static_cast<const bf16*>(a.q) + rowHead * D;
+  for (int c = tid; c < 16 * CPR; c += Tr::kThreads) {
+    const int r = c / CPR, ch = c % CPR;
+    cpAsync16(sQ + swz<D>(r, ch), r < HC ? q + (size_t)r * D + ch * 8 : q, r < HC);
   }
+#pragma unroll
+  for (int n = 0; n < ST - 1; ++n)
+    if (n >= early && n < nTiles) loadTile(n);
+  cpAsyncCommit();
 
   float o[D / 8][4];
 #pragma unroll
@@ -109,7 +121,7 @@ __global__ void __launch_bounds__(128)
   const int mi = lane / 8, ri = lane % 8, t4 = lane % 4;
 
   for (int n = 0; n < nTiles; ++n) {
-    if (n + ST - 1 < nTiles) loadTile(n + ST - 1);
+    if (n + ST - 1 < nTiles && n + ST - 1 >= early) loadTile(n + ST - 1);
     cpAsyncCommit();
     cpAsyncWait<ST - 1>();
     __syncthreads();

@@ -104,9 +104,13 @@ template <typename WT, bool kAdd>
 __global__ void __launch_bounds__(kWideThreads)
     wideNormKernel(bf16* out, bf16* residual, const bf16* in, const WT* w, int dim, float eps) {
   gridDepLaunchDependents();
-  gridDepWait();
   const size_t row = blockIdx.x;
   const int chunks = dim >> 3;
+  // The weights of this thread's first chunk (all of them for dim <= 8·kWideThreads) are
+  // constant across the step: read before the wait (launch.cuh).
+  float w0[8] = {};
+  if (int(threadIdx.x) < chunks) loadW8(w, 8 * threadIdx.x, w0);
+  gridDepWait();
   bf16* r = residual + row * dim;  // kAdd: the residual stream; else unused
   const bf16* x = (kAdd ? r : in + row * dim);
   const bf16* d = in + row * dim;   // kAdd: the delta
@@ -150,7 +154,12 @@ __global__ void __launch_bounds__(kWideThreads)
     const int c = threadIdx.x + j * kWideThreads;
     if (c >= chunks) break;
     float wf[8];
-    loadW8(w, 8 * c, wf);
+    if (j == 0) {
+#pragma unroll
+      for (int i = 0; i < 8; ++i) wf[i] = w0[i];
+    } else {
+      loadW8(w, 8 * c, wf);
+    }
     const __nv_bfloat162* a2 = reinterpret_cast<const __nv_bfloat162*>(&v[j]);
     uint4 res;
     __nv_bfloat162* r2 = reinterpret_cast<__nv_bfloat162*>(&res);

@@ -59,11 +59,16 @@ template <typename KT, bool kRope>
 __global__ void appendKvKernel(AttnArgs a, const bf16* k, const bf16* v, const double* invFreq,
                                bf16* q, int G, DeviceError* err) {
   gridDepLaunchDependents();
-  gridDepWait();
+  // The page lookup and this thread's first RoPE angle need only the step's metadata, block
+  // tables and the frequency table, which no earlier op of the step writes (launch.cuh): they
+  // run before the wait, overlapping the kernel before this one.
   const int t = blockIdx.x, h = blockIdx.y, H = a.numKvHeads;
   __shared__ int page;
   const int s = a.seqOfToken[t], p = a.positions[t];
   if (threadIdx.x == 0) page = lookupPage(a, s, p, err, kOpAppendKv);
+  double sn0 = 0.0, cs0 = 1.0;
+  if (kRope && int(threadIdx.x) < a.kDim / 2) sincos(double(p) * invFreq[threadIdx.x], &sn0, &cs0);
+  gridDepWait();
   __syncthreads();
   const bool ok = page >= 0;
   char* base = const_cast<char*>(a.arena) + (ok ? (size_t)page * a.pageBytes : 0);
@@ -76,8 +81,8 @@ __global__ void appendKvKernel(AttnArgs a, const bf16* k, const bf16* v, const d
     const int half = a.kDim / 2;
     bf16* qg = q ? q + ((size_t)t * H + h) * G * a.kDim : nullptr;  // the group's first head
     for (int i = threadIdx.x; i < half; i += blockDim.x) {
-      double sn, cs;
-      sincos(double(p) * invFreq[i], &sn, &cs);
+      double sn = sn0, cs = cs0;
+      if (i != int(threadIdx.x)) sincos(double(p) * invFreq[i], &sn, &cs);
       const float cf = float(cs), sf = float(sn);
       if (ok) {
         bf16 y0, y1;
