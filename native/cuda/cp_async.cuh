@@ -18,6 +18,12 @@ __device__ __forceinline__ void cpAsync16(void* dst, const void* src, bool valid
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smemAddr(dst)), "l"(src),
                "r"(valid ? 16 : 0));
 }
+// The same for a copy known to be valid, by shared-memory address (the common case of a
+// loader's hot path: no source-size operand, and a constant offset from `src` folds into the
+// instruction's address).
+__device__ __forceinline__ void cpAsync16To(uint32_t dst, const void* src) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(src));
+}
 __device__ __forceinline__ void cpAsyncCommit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N>
 __device__ __forceinline__ void cpAsyncWait() {
