@@ -150,7 +150,7 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks)
       // Straight-line: one lookup, then per row two copies at constant offsets from the K and
       // V sources (this path was ~200 of a warp's ~500 instructions per tile with per-row
       // selects and 64-bit adds; the kernel is issue-bound).
-      const int pg = lookupPage(a, s, key0, err, kOpAttention);
+      const int pg = lookupPagePow2(a, s, key0, err, kOpAttention);
       if (pg >= 0) {
         const char* kSrc = a.arena + (size_t)pg * a.pageBytes + headOff +
                            (size_t)(key0 & ((1 << a.bsShift) - 1)) * (D * sizeof(bf16));

@@ -93,6 +93,20 @@ __device__ __forceinline__ int lookupPage(const AttnArgs& a, int s, int pos, Dev
   return page;
 }
 
+// lookupPage for a hot loop that knows s is a valid sequence, pos >= 0 and the block size a
+// power of two (a.bsShift >= 0): the table read and two range checks first; lookupPage (which
+// records why a page is bad) only when they fail. (Inline: a call would make every kernel
+// that uses it save registers around it.)
+__device__ __forceinline__ int lookupPagePow2(const AttnArgs& a, int s, int pos, DeviceError* err,
+                                              int op) {
+  const long long entry = (long long)(pos >> a.bsShift) * a.pagesPerBlock + a.slot;
+  if (entry < a.tableStride) {
+    const int page = a.tables[(long long)s * a.tableStride + entry];
+    if ((unsigned)page < (unsigned)a.numPages) return page;
+  }
+  return lookupPage(a, s, pos, err, op);
+}
+
 // Position of `pos` inside its block (shift/mask for power-of-two block sizes: a runtime
 // division costs ~20 instructions, and the attention loads do it for every row they fetch).
 __device__ __forceinline__ int blockOffset(const AttnArgs& a, int pos) {
