@@ -7,11 +7,15 @@
 // streaming their (constant) weights before the activations they multiply exist.
 //
 // The rule every kernel launched through launchKernel follows (correctness rests on it):
-// every block executes gridDepWait() before it reads or writes any memory that an earlier op
-// on the stream may write or read (activations, KV pages, metadata, scratch, the DeviceError
-// record, outputs) and before any return, so that a kernel completes only after the one
-// before it has; waiting is then transitive along the stream. Only work on data constant
-// across the step (weights, constant tables, kernel parameters) may precede it.
+// every block executes gridDepWait() before it reads any memory that an earlier op
+// of the step may write (activations, new KV rows, scratch, outputs), before it writes
+// anything but the DeviceError record (an atomicCAS), and before any return, so that a kernel
+// completes only after the one before it has; waiting is then transitive along the stream.
+// Only reads of data no op of the step writes may precede it: weights, constant tables,
+// kernel parameters, the step's metadata and block tables (uploaded before the step's first
+// kernel; a copy waits for the kernels before it), and K/V rows of keys below pastLen[s]
+// (written by earlier steps: appends write rows at pastLen[s] and above, and pages are never
+// copied on the device). Each use names what it reads early.
 // gridDepLaunchDependents() only lets the next kernel's blocks be scheduled (it is a hint and
 // implies nothing about memory), so kernels call it first thing.
 #pragma once
