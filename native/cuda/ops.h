@@ -91,8 +91,9 @@ AttnArgs kvArgs(const PagedKv& kv, const BatchLayout& batch);
 // kvArgs with everything an attention call fills (attention and attentionLowRankKeys).
 AttnArgs attentionArgs(const PagedKv& kv, const BatchLayout& batch, void* out, const void* q,
                        int numHeads, int window, float scale, float softcap);
-// Split-KV: the smallest split count (at most min(tiles, 256)) whose last wave of
-// `blocks × splits` blocks on `slots` resident slots is at least 90% full, else the fullest.
+// Split-KV: the smallest split count (at most min(tiles, 256)) whose waves of
+// `blocks × splits` blocks on `slots` resident slots are 95% full, or within 2% of the fullest
+// possible.
 long long waveFillSplits(long long blocks, long long slots, long long tiles);
 
 // attn_generic.cu: any kDim, vDim <= 1024, f32 or bf16 KV. One block per (row, head).
