@@ -114,8 +114,10 @@ describe.skipIf(!cudaAvailable)(`CUDA ops vs CPU twins (${TWIN}, seed ${SEED})`,
           bias: j === 1 ? null : weight(randn(rng, N, 0.1), t),
         }));
         const [gpu, cpu] = twin('matmulShared', { x, M, K, wType: t, ws });
+        // matmulShared returns one output per job (`outs`), not a single array.
+        const [gpuOuts, cpuOuts] = [gpu, cpu].map((r) => r.outs as unknown as Float32Array[]);
         for (let j = 0; j < ws.length; j++)
-          expectWithin(`matmulShared ${t} M=${M} K=${K} job ${j}`, relErr(gpu.outs[j], cpu.outs[j]), bound('matmul'));
+          expectWithin(`matmulShared ${t} M=${M} K=${K} job ${j}`, relErr(gpuOuts[j], cpuOuts[j]), bound('matmul'));
       }
     });
 
