@@ -1,5 +1,6 @@
 #include "common/paged_kv_check.h"
 
+#include <cmath>
 #include <string>
 
 namespace mixattn {
@@ -17,6 +18,15 @@ void checkPagedKvLayout(const PagedKv& kv, const char* op) {
   if (kv.pageBytes < need)
     fail("pageBytes " + std::to_string(kv.pageBytes) + " is smaller than the page layout (" +
          std::to_string(need) + " bytes)");
+}
+
+void checkAttentionScalars(float scale, float softcap, const char* op) {
+  if (!(scale > 0.f) || !std::isfinite(scale))
+    throw Error(std::string(op) + ": scale must be positive and finite (got " +
+                std::to_string(scale) + ")");
+  if (!(softcap >= 0.f) || !std::isfinite(softcap))
+    throw Error(std::string(op) + ": softcap must be finite and >= 0, 0 for none (got " +
+                std::to_string(softcap) + ")");
 }
 
 }  // namespace mixattn

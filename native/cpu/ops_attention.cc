@@ -116,6 +116,7 @@ void attention(ThreadPool& pool, float* out, const float* q, const PagedKv& kv,
                const BatchLayout& batch, int numHeads, int window, float scale, float softcap) {
   checkPagedKvLayout(kv, "attention");
   checkHeads(kv, numHeads, "attention");
+  checkAttentionScalars(scale, softcap, "attention");
   AttentionJob job{out, q, kv, batch, numHeads, numHeads / kv.numKvHeads, window, scale,
                    softcap, kv.kDim};
   runAttention(pool, job, kTileQueries);
@@ -126,6 +127,7 @@ void attentionLowRankKeys(ThreadPool& pool, float* out, const float* q, const Pa
                           float softcap, const KeyBasis& keys) {
   checkPagedKvLayout(kv, "attentionLowRankKeys");
   checkHeads(kv, numHeads, "attentionLowRankKeys");
+  checkAttentionScalars(scale, softcap, "attentionLowRankKeys");
   const KeyExpansion expansion = makeKeyExpansion(keys, kv.kDim);
   AttentionJob job{out, q, kv, batch, numHeads, numHeads / kv.numKvHeads, window, scale,
                    softcap, keys.headDim, &expansion, "attentionLowRankKeys"};

@@ -155,6 +155,7 @@ void attention(const Ctx& c, void* out, const void* q, const PagedKv& kv,
                const BatchLayout& batch, int numHeads, int window, float scale, float softcap,
                const std::function<float*(size_t)>& scratch) {
   checkLayout(kv, numHeads);
+  checkAttentionScalars(scale, softcap, "attention");
   if (batch.numTokens <= 0) return;
   AttnArgs a = attentionArgs(kv, batch, out, q, numHeads, window, scale, softcap);
 

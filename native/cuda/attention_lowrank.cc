@@ -131,6 +131,7 @@ void attentionLowRankKeys(const Ctx& c, void* out, const void* q, const PagedKv&
                           const std::function<float*(size_t)>& scratch) {
   const char* op = "attentionLowRankKeys";
   checkPagedKvLayout(kv, op);
+  checkAttentionScalars(scale, softcap, op);
   auto fail = [&](const std::string& what) { throw Error(std::string(op) + ": " + what); };
   if (numHeads <= 0 || numHeads % kv.numKvHeads != 0)
     fail("numHeads " + std::to_string(numHeads) + " is not a positive multiple of numKvHeads " +

@@ -68,6 +68,9 @@ struct PrefillCfg {
   static constexpr int RS = kThreads / CPR;  // threads per chunk column
   static constexpr int RPT = BN / RS;        // consecutive rows per thread
   static_assert(kThreads % CPR == 0 && BN % RS == 0, "K/V tile chunks must divide among threads");
+  // The loader's one-page path: RPT rows starting at a multiple of RPT lie in one page of a
+  // power-of-two block size >= RPT only if RPT is a power of two.
+  static_assert((RPT & (RPT - 1)) == 0, "rows per thread must be a power of two");
 };
 
 // Element offset of (row, 16-byte chunk) in a swizzled [rows][D] bf16 tile.

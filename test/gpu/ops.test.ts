@@ -241,6 +241,9 @@ describe.skipIf(!cudaAvailable || TWIN === 'cpu')('CUDA errors in device data', 
     for (const path of ['generic', 'decode', 'prefill']) {
       expect(() => runOp('cuda', 'attention', { ...base, q, kv: kv([-1, 1]), path })).toThrow(/attention: sequence 0 position 0: page id -1 is missing/);
       expect(() => runOp('cuda', 'attention', { ...base, q, kv: kv([0, 9]), path })).toThrow(/page id 9 is out of range \(numPages 4\)/);
+      // The kernels mask before they scale: a scale <= 0 would turn masked keys into NaN.
+      expect(() => runOp('cuda', 'attention', { ...base, q, kv: kv([0, 1]), path, scale: 0 })).toThrow(/attention: scale must be positive and finite \(got 0/);
+      expect(() => runOp('cuda', 'attention', { ...base, q, kv: kv([0, 1]), path, softcap: -1 })).toThrow(/attention: softcap must be finite and >= 0/);
       const good = runOp('cuda', 'attention', { ...base, q, kv: kv([0, 1]), path });
       expect(good.out.every(Number.isFinite)).toBe(true);
     }

@@ -134,5 +134,14 @@ describe(`CPU attention with low-rank keys vs a float64 reference (seed ${SEED})
     tables[0] = -1;
     expect(run({ kv: { ...args.kv, tables } })).toThrow(/attentionLowRankKeys: sequence 0 position 0: page id -1 is missing/);
     expect(run({ rope: { theta: 0, scaling: 'default' } })).toThrow(/theta and factor must be positive/);
+    // The kernels mask before they scale: a scale <= 0 would turn masked keys into NaN or +inf.
+    expect(run({ scale: 0 })).toThrow(/attentionLowRankKeys: scale must be positive and finite \(got 0/);
+    expect(run({ scale: Number.NaN })).toThrow(/attentionLowRankKeys: scale must be positive and finite/);
+    expect(run({ softcap: -1 })).toThrow(/attentionLowRankKeys: softcap must be finite and >= 0, 0 for none \(got -1/);
+    // The plain op on the same pages (keys of width kDim 32, so q of that width).
+    const plain = { ...args, q: Float32Array.from({ length: 2 * 4 * 32 }, () => rng.normal()) };
+    expect(() => runOp('cpu', 'attention', { ...plain, scale: -0.5 })).toThrow(/attention: scale must be positive and finite \(got -0.5/);
+    expect(() => runOp('cpu', 'attention', { ...plain, softcap: Number.POSITIVE_INFINITY })).toThrow(/attention: softcap must be finite/);
+    expect(runOp('cpu', 'attention', plain).out.every(Number.isFinite)).toBe(true);  // the good call still runs
   });
 });
