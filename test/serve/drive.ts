@@ -55,8 +55,10 @@ export async function drive(engine: SimEngine, limits: SchedulerLimits, reqs: re
       cancelled.add(i);
       h.cancel();
       // At once, unless the step that just ran computed it (then right after that step).
-      if (h.state !== 'ended' && !info.requestIds.includes(h.id)) throw new Error(`request ${i} not ended by cancel()`);
-      if (h.state === 'ended') checkBlocks(engine);
+      // (Read through a widened type: the check above narrowed h.state, and cancel() changes it.)
+      const ended = (h.state as string) === 'ended';
+      if (!ended && !info.requestIds.includes(h.id)) throw new Error(`request ${i} not ended by cancel()`);
+      if (ended) checkBlocks(engine);
     });
   const onStep = (info: StepInfo) => {
     step++;
