@@ -23,8 +23,11 @@
 // warps, 64 vectors) issues S = Q·Kᵀ and O += P·V as wgmma, A operands (Q, P) from registers,
 // B (K, V) from shared memory in wgmma's 128-byte-swizzle layout. PIPE adds FlashAttention-3's
 // overlap inside a warpgroup: S(n) and P·V(n−1) are issued together, softmax(n) runs while
-// P·V(n−1) is still on the tensor cores, and the O rescale waits for it; three K/V stages
-// keep a whole tile of prefetch in flight although a stage is released one tile later.
+// P·V(n−1) is still on the tensor cores, and the O rescale waits for it; S K/V stages (3 or 4)
+// keep S − 2 tiles of prefetch in flight although a stage is released one tile later. Without
+// PIPE the wgmma loop issues the next tile's copies right after this tile's S, so the page
+// lookups and copy issue overlap the tensor cores (the kernels are issue-bound: the default,
+// configuration 6 of head dim 128, runs three one-warpgroup blocks per SM).
 #pragma once
 
 #include <climits>
