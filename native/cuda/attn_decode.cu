@@ -10,6 +10,7 @@
 // Tiles of 16 KB of K and 16 KB of V are brought in with cp.async through the block table,
 // two stages deep, so the next tile's reads are in flight while this one is computed.
 #include <algorithm>
+#include <cstdlib>
 #include <cmath>
 
 #include "cuda/attention.h"
@@ -249,10 +250,16 @@ size_t decodeScratchBytes(const Ctx& c, const AttnArgs& a, int* splits) {
   const long long hc = decodeMmaHeadsPerBlock(a.numHeads / a.numKvHeads);
   const bool mma = a.kvType == DType::BF16;
   const long long blocks = static_cast<long long>(a.numTokens) * (mma ? a.numHeads / hc : a.numKvHeads);
-  // Splits so that the blocks fill whole waves: the smallest count whose last wave is at least
-  // 90% full (else the fullest), never more splits than tiles.
+  // Splits so that the blocks fill whole waves (waveFillSplits), never more splits than tiles.
+  // MIXATTN_CUDA_DECODE_SPLITS=N forces N (clamped to [1, min(tiles, 256)]): a benchmark knob,
+  // to weigh per-block fixed costs against the wave fill.
   const long long slots = static_cast<long long>(c.numSMs) * (mma ? decodeMmaBlocksPerSM(a.kDim) : 2);
-  const long long want = waveFillSplits(blocks, slots, tiles);
+  static const long long forced = [] {
+    const char* e = std::getenv("MIXATTN_CUDA_DECODE_SPLITS");
+    return e ? std::atoll(e) : 0LL;
+  }();
+  const long long want = forced > 0 ? std::min({forced, tiles, 256LL})
+                                    : waveFillSplits(blocks, slots, tiles);
   const long long chunkTiles = (tiles + want - 1) / want;
   *splits = int((tiles + chunkTiles - 1) / chunkTiles);
   if (*splits <= 1) return 0;
