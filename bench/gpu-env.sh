@@ -1,5 +1,5 @@
-# Sourced by the *-on-gpu.sh scripts (bench/, train/): the call's time budget, the CUDA
-# libraries on the loader path, and the CUDA addon. Expects OUT; sets t0 and DEADLINE_S when
+# Sourced by the *-on-gpu.sh scripts (bench/, train/): the call's time budget, the commit the
+# results name, the CUDA libraries on the loader path, and the CUDA addon. Expects OUT; sets t0 and DEADLINE_S when
 # the script has not.
 #   left                 seconds left of DEADLINE_S
 #   step NAME MAX_S cmd  runs cmd under min(MAX_S, time left - 5), then prints its exit and time
@@ -8,6 +8,13 @@
 #                        cannot open the GPU;
 #                        logs to $OUT/summary.log and $OUT/build.log; non-zero when it fails
 t0=${t0:-$(date +%s)}
+# The commit the results name: MIXATTN_COMMIT, else .device-commit (git-ignored: written on
+# the machine the run is sent from, `git rev-parse --short HEAD > .device-commit`, and named in
+# the run's carry list; the GPU machine's copy of .git can be older than the tree it runs).
+if [[ -z "${MIXATTN_COMMIT:-}" && -s .device-commit ]]; then
+  MIXATTN_COMMIT=$(head -c 64 .device-commit | tr -cd '0-9a-zA-Z+._-')
+  export MIXATTN_COMMIT
+fi
 DEADLINE_S=${DEADLINE_S:-560}
 left() { echo $((DEADLINE_S - ($(date +%s) - t0))); }
 step() {
