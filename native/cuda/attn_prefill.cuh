@@ -95,6 +95,16 @@ __device__ __forceinline__ float fastExp2(float x) {
   return y;
 }
 
+// P's A fragment for the 16-key step j, from a warp's S accumulators after the softmax: the
+// m16n8k16 C layout of keys 16j..16j+15 is the A layout of P (rounded to bf16).
+template <int NB>
+__device__ __forceinline__ void packP(uint32_t (&p)[4], const float (&s)[NB][4], int j) {
+  p[0] = packBf16(s[2 * j][0], s[2 * j][1]);
+  p[1] = packBf16(s[2 * j][2], s[2 * j][3]);
+  p[2] = packBf16(s[2 * j + 1][0], s[2 * j + 1][1]);
+  p[3] = packBf16(s[2 * j + 1][2], s[2 * j + 1][3]);
+}
+
 template <class C>
 __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks)
     prefillKernel(AttnArgs a, int HC, int R, DeviceError* err) {
@@ -313,6 +323,29 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks)
             o[t][i][3] *= corr[t][1];
   };
 
+  // wgmma configurations: S = Q·Kᵀ of this warpgroup's 64 vectors into acc from stage st, one
+  // commit group. K-major descriptors, k step kk 32 bytes into its 64-column block; Q from
+  // registers or (the *SS forms) from its tile, this warpgroup's rows 64·128 bytes apart.
+  const uint32_t qBase = smemAddr(sQ) + (warp / 4) * (64 * 128);
+  auto issueS = [&](auto& acc, int st) {  // generic: instantiated by the wgmma loops only
+    const uint32_t kBase = smemAddr(sKV + st * C::kStage);
+    wgPin(acc);
+    wgFence();
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) {
+      const uint64_t desc = wgDesc(kBase + (kk >> 2) * (BN * 128) + (kk & 3) * 32, 16, 1024);
+      if constexpr (QREG) {
+        if constexpr (BN == 64) wgmmaN64K(acc, qf[0][kk], desc, kk > 0);
+        else wgmmaN128K(acc, qf[0][kk], desc, kk > 0);
+      } else {
+        const uint64_t qd = wgDesc(qBase + (kk >> 2) * (BM * 128) + (kk & 3) * 32, 16, 1024);
+        if constexpr (BN == 64) wgmmaN64KSS(acc, qd, desc, kk > 0);
+        else wgmmaN128KSS(acc, qd, desc, kk > 0);
+      }
+    }
+    wgCommit();
+  };
+
   if constexpr (C::kPipe && kUseWg) {
     // Iteration it: tile n = nLast − it in stage it % S. After one barrier (tile it landed;
     // every warpgroup is past P·V(it−2)) S(it) and P·V(it−1) are issued together, then the
@@ -325,28 +358,6 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks)
     float sc[1][BN / 8][4];
     uint32_t pa[BN / 16][4];
     int stage = 0, prev = 0;
-    // S = Q·Kᵀ for this warpgroup's 64 vectors (K-major descriptors, k step kk 32 bytes into
-    // its 64-column block; Q's rows of this warpgroup start 64·128 bytes apart).
-    const uint32_t qBase = smemAddr(sQ) + (warp / 4) * (64 * 128);
-    auto issueS = [&](int st) {
-      const uint32_t kBase = smemAddr(sKV + st * C::kStage);
-      wgPin(sc[0]);
-      wgPin(o[0]);
-      wgFence();
-#pragma unroll
-      for (int kk = 0; kk < D / 16; ++kk) {
-        const uint64_t desc = wgDesc(kBase + (kk >> 2) * (BN * 128) + (kk & 3) * 32, 16, 1024);
-        if constexpr (QREG) {
-          if constexpr (BN == 64) wgmmaN64K(sc[0], qf[0][kk], desc, kk > 0);
-          else wgmmaN128K(sc[0], qf[0][kk], desc, kk > 0);
-        } else {
-          const uint64_t qd = wgDesc(qBase + (kk >> 2) * (BM * 128) + (kk & 3) * 32, 16, 1024);
-          if constexpr (BN == 64) wgmmaN64KSS(sc[0], qd, desc, kk > 0);
-          else wgmmaN128KSS(sc[0], qd, desc, kk > 0);
-        }
-      }
-      wgCommit();
-    };
     auto issuePv = [&](int st) {
       const uint32_t vBase = smemAddr(sKV + st * C::kStage + BN * D);
 #pragma unroll
@@ -366,7 +377,8 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks)
         fenceProxyAsync();
         __syncthreads();
       }
-      issueS(stage);
+      wgPin(o[0]);
+      issueS(sc[0], stage);
       if constexpr (!kFirst) issuePv(prev);
       if (it + S - 2 < T) loadKv(n - (S - 2), (it + S - 2) % S);  // tile it−2's stage
       if constexpr (kFirst) wgWait0();
@@ -379,10 +391,7 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks)
       rescale(corr);
 #pragma unroll
       for (int j = 0; j < BN / 16; ++j) {
-        pa[j][0] = packBf16(sc[0][2 * j][0], sc[0][2 * j][1]);
-        pa[j][1] = packBf16(sc[0][2 * j][2], sc[0][2 * j][3]);
-        pa[j][2] = packBf16(sc[0][2 * j + 1][0], sc[0][2 * j + 1][1]);
-        pa[j][3] = packBf16(sc[0][2 * j + 1][2], sc[0][2 * j + 1][3]);
+        packP(pa[j], sc[0], j);
       }
       prev = stage;
       stage = stage == S - 1 ? 0 : stage + 1;
@@ -420,18 +429,7 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks)
 #pragma unroll
       for (int i = 0; i < BN / 8; ++i) sc[t][i][0] = sc[t][i][1] = sc[t][i][2] = sc[t][i][3] = 0.f;
     if constexpr (kUseWg) {
-      // K tile as B, K-major: 8-row groups 1024 bytes apart; k step kk is 32 bytes into its
-      // column block of 64.
-      const uint32_t kBase = smemAddr(k);
-      wgPin(sc[0]);
-      wgFence();
-#pragma unroll
-      for (int kk = 0; kk < D / 16; ++kk) {
-        const uint64_t desc = wgDesc(kBase + (kk >> 2) * (BN * 128) + (kk & 3) * 32, 16, 1024);
-        if constexpr (BN == 64) wgmmaN64K(sc[0], qf[0][kk], desc, kk > 0);
-        else wgmmaN128K(sc[0], qf[0][kk], desc, kk > 0);
-      }
-      wgCommit();
+      issueS(sc[0], stage);
       if (n > nFirst) loadKv(n - 1, stage ^ 1);  // its stage was released by the last barrier
       wgWait0();
       wgPin(sc[0]);
@@ -478,10 +476,7 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks)
       uint32_t pa[BN / 16][4];
 #pragma unroll
       for (int j = 0; j < BN / 16; ++j) {
-        pa[j][0] = packBf16(sc[0][2 * j][0], sc[0][2 * j][1]);
-        pa[j][1] = packBf16(sc[0][2 * j][2], sc[0][2 * j][3]);
-        pa[j][2] = packBf16(sc[0][2 * j + 1][0], sc[0][2 * j + 1][1]);
-        pa[j][3] = packBf16(sc[0][2 * j + 1][2], sc[0][2 * j + 1][3]);
+        packP(pa[j], sc[0], j);
       }
       wgPin(o[0]);
       wgFence();
@@ -500,10 +495,7 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks)
       uint32_t pa[MT][4];
 #pragma unroll
       for (int t = 0; t < MT; ++t) {
-        pa[t][0] = packBf16(sc[t][2 * j][0], sc[t][2 * j][1]);
-        pa[t][1] = packBf16(sc[t][2 * j][2], sc[t][2 * j][3]);
-        pa[t][2] = packBf16(sc[t][2 * j + 1][0], sc[t][2 * j + 1][1]);
-        pa[t][3] = packBf16(sc[t][2 * j + 1][2], sc[t][2 * j + 1][3]);
+        packP(pa[t], sc[t], j);
       }
 #pragma unroll
       for (int dp = 0; dp < D / 16; ++dp) {

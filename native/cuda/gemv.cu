@@ -142,15 +142,17 @@ struct GemvJobs {
   int count;
 };
 
+// D[:, n] for the rows of row block `rowBlock` of one weight (the body of both GEMV kernels).
 template <int M, typename OutT>
-__global__ void __launch_bounds__(kWarpsPerBlock * 32)
-    gemvKernel(OutT* __restrict__ d, const bf16* __restrict__ x, const bf16* __restrict__ w,
-               const bf16* __restrict__ bias, int N, int K, int ks) {
+__device__ __forceinline__ void gemvRows(OutT* __restrict__ d, const bf16* __restrict__ x,
+                                         const bf16* __restrict__ w,
+                                         const bf16* __restrict__ bias, int N, int K, int ks,
+                                         int rowBlock) {
   __shared__ float red[kWarpsPerBlock][kGemvMaxRows];
   gridDepLaunchDependents();
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const WarpRole role(ks);
-  const int n = blockIdx.x * (kWarpsPerBlock / ks) + role.row;
+  const int n = rowBlock * (kWarpsPerBlock / ks) + role.row;
   const bool active = n < N;
   uint4 head[kUnroll];
   if (active) rowStart(head, w + size_t(n) * K, K, role.first, role.stride);
@@ -167,10 +169,16 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
     d[size_t(lane) * N + n] = fromF<OutT>(bias ? v + __bfloat162float(bias[n]) : v);
 }
 
+template <int M, typename OutT>
+__global__ void __launch_bounds__(kWarpsPerBlock * 32)
+    gemvKernel(OutT* __restrict__ d, const bf16* __restrict__ x, const bf16* __restrict__ w,
+               const bf16* __restrict__ bias, int N, int K, int ks) {
+  gemvRows<M, OutT>(d, x, w, bias, N, K, ks, blockIdx.x);
+}
+
 template <int M>
 __global__ void __launch_bounds__(kWarpsPerBlock * 32)
     gemvJobsKernel(GemvJobs jobs, const bf16* __restrict__ x, int K, int ks) {
-  __shared__ float red[kWarpsPerBlock][kGemvMaxRows];
   // The job's fields picked by unrolled compares: a runtime index into the parameter arrays
   // would copy the struct to local memory.
   bf16* out = nullptr;
@@ -182,24 +190,7 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
     if (j < jobs.count && int(blockIdx.x) >= jobs.firstBlock[j]) {
       out = jobs.out[j], w = jobs.w[j], bias = jobs.bias[j], N = jobs.N[j], first = jobs.firstBlock[j];
     }
-  gridDepLaunchDependents();
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const WarpRole role(ks);
-  const int n = (int(blockIdx.x) - first) * (kWarpsPerBlock / ks) + role.row;
-  const bool active = n < N;
-  uint4 head[kUnroll];
-  if (active) rowStart(head, w + size_t(n) * K, K, role.first, role.stride);
-  gridDepWait();
-  float acc[M];
-  if (active) {
-    warpDot<M>(acc, head, w + size_t(n) * K, x, K, role.first, role.stride);
-  } else {
-#pragma unroll
-    for (int m = 0; m < M; ++m) acc[m] = 0.f;
-  }
-  const float v = partSum<M>(acc, red, ks, warp, lane);
-  if (active && lane < M && warp % ks == 0)
-    out[size_t(lane) * N + n] = __float2bfloat16_rn(bias ? v + __bfloat162float(bias[n]) : v);
+  gemvRows<M, bf16>(out, x, w, bias, N, K, ks, int(blockIdx.x) - first);
 }
 
 // out[m, n] = act(x[m] · wGate[n]) * (x[m] · wUp[n]), both dot products by the same warp, the
