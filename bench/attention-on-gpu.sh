@@ -8,7 +8,8 @@
 #   MIXATTN_PREBUILT  a mixattn.node built elsewhere for this GPU (copied to build/Release/);
 #                     built here when absent or when it cannot open the GPU
 #   SKIP_BENCH=1      tests only;  SKIP_SANITIZE=1  no compute-sanitizer;  SKIP_REST=1  attention tests only
-#   NCU=1             Nsight Compute on the default prefill kernel (causal 8k) and its SASS mix
+#   NCU=1             Nsight Compute on the default prefill kernel (causal 8k, via
+#                     bench/profile-attention.sh) and its SASS mix
 #   DEADLINE_S        wall seconds for the whole script (default 560)
 #   MIXATTN_COMMIT    recorded in the benchmark's results
 set -uo pipefail
@@ -43,11 +44,12 @@ if [[ "${SKIP_SANITIZE:-}" != 1 ]]; then
   done
 fi
 if [[ "${NCU:-}" == 1 ]]; then
-  # Where the default prefill kernel's time goes (one launch, causal 8k), and its SASS mix.
-  pre='[{"name":"prefill causal 8k","kind":"prefill","batch":1,"ctx":8192,"window":0,"repeat":0,"heads":32,"kvHeads":8,"dim":128}]'
-  step ncu 90 ncu --section SpeedOfLight --section Occupancy --section WarpStateStats --section SchedulerStats --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis --section LaunchStats --metrics 'regex:smsp__average_warps_issue_stalled_.*_per_issue_active\.ratio' --kernel-name regex:prefillKernel --launch-count 1 node bench/attention.mjs "$pre" >"$OUT/ncu.txt" 2>&1
+  # Where the default prefill kernel's time goes (one launch, causal 8k: bench/profile-attention.sh),
+  # and its SASS mix.
+  step ncu 90 env SHAPES='[{"name":"prefill-causal-8k","kind":"prefill","batch":1,"ctx":8192}]' OUT="$OUT" \
+    bash "$(dirname "$0")/profile-attention.sh" >"$OUT/ncu.txt" 2>&1
   fn=$(cuobjdump -symbols build/Release/mixattn.node 2>/dev/null | grep -oE '_ZN7mixattn4cuda13prefillKernelINS0_10PrefillCfgILi128ELi4ELi1ELi64ELb1ELi3ELb1ELb0E[A-Za-z0-9_]*' | head -1)
   { echo "== SASS opcodes of $fn"; cuobjdump -sass -fun "$fn" build/Release/mixattn.node 2>/dev/null | grep -oE '^ +/\*[0-9a-f]{4}\*/ +(@!?U?P[0-9T] +)?[A-Z][A-Z0-9_]*(\.[A-Z0-9_]+)*' | awk '{print $NF}' | sort | uniq -c | sort -rn | head -45; } >>"$OUT/ncu.txt" 2>&1
-  grep -iE "Duration|Throughput|Occupancy|Registers Per|Eligible|Issued Ipc|Warp Cycles Per Issued|stalled|No Eligible|^ +[0-9]+ [A-Z]" "$OUT/ncu.txt" | head -100 | tee -a "$OUT/summary.log"
+  head -120 "$OUT/ncu.txt" | tee -a "$OUT/summary.log"
 fi
 echo "total $(($(date +%s) - t0)) s" | tee -a "$OUT/summary.log"
