@@ -132,6 +132,10 @@ long long waveFillSplits(long long blocks, long long slots, long long tiles) {
   // (merging costs a little per split, and short blocks more). The first count to reach 90%
   // left 9% of the slots idle at 1 × 128k (45 splits of 8 groups: 360 blocks on 396 slots;
   // 48 fill 384): 88% of the copy bandwidth.
+  // Every layer of a step asks the same question (~1 µs to answer): the last answer is kept.
+  thread_local long long lastBlocks = -1, lastSlots = -1, lastTiles = -1, lastSplits = 1;
+  if (blocks == lastBlocks && slots == lastSlots && tiles == lastTiles) return lastSplits;
+  lastBlocks = blocks, lastSlots = slots, lastTiles = tiles;
   const long long maxSp = std::min(tiles, 256LL);
   auto fillOf = [&](long long sp) {
     const long long chunk = (tiles + sp - 1) / sp, splits = (tiles + chunk - 1) / chunk;
@@ -140,9 +144,14 @@ long long waveFillSplits(long long blocks, long long slots, long long tiles) {
   };
   double best = 0;
   for (long long sp = 1; sp <= maxSp; ++sp) best = std::max(best, fillOf(sp));
+  const double enough = std::min(best - 0.02, 0.95);
+  lastSplits = 1;
   for (long long sp = 1; sp <= maxSp; ++sp)
-    if (fillOf(sp) >= std::min(best - 0.02, 0.95)) return sp;
-  return 1;
+    if (fillOf(sp) >= enough) {
+      lastSplits = sp;
+      break;
+    }
+  return lastSplits;
 }
 
 bool prefillSupported(const Ctx&, const AttnArgs& a) {
