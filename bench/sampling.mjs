@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { CpuReducer, Prng, Sampler, packSampling } from '../dist/lib/index.js';
 import { loadAddon } from '../dist/lib/native.js';
+import { gitCommit } from '../dist/lib/cli/bench.js';
 
 const { values: a } = parseArgs({
   options: {
@@ -92,13 +93,6 @@ function runCase(name, params, B) {
   return c;
 }
 
-function git(cmd) {
-  try {
-    return execSync(`git ${cmd}`, { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
-  } catch {
-    return undefined;
-  }
-}
 function deviceName() {
   if (S.backend !== 'cuda') return `cpu (${S.backend})`;
   try {
@@ -111,7 +105,7 @@ function deviceName() {
 const result = {
   date: new Date().toISOString(),
   device: deviceName(),
-  commit: process.env.MIXATTN_COMMIT ?? (git('rev-parse --short HEAD') ?? 'unknown') + (git('status --porcelain --untracked-files=no') ? '+dirty' : ''),
+  commit: gitCommit(),
   backend: S.backend,
   vocab: S.vocab,
   repeat: S.repeat,

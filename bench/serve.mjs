@@ -19,12 +19,11 @@
  * Writes serve-<date>.json and serve-<date>.md under --out.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { execSync } from 'node:child_process';
-import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Engine, Model, llamaConfig, presetPlan, kvReport, formatBytes, parseBytes, fastWeights, Prng, hashSeed } from '../dist/lib/index.js';
 import { weightSpecs } from '../dist/lib/model/weights.js';
+import { deviceName, gitCommit } from '../dist/lib/cli/bench.js';
 
 const t0Process = performance.now();
 const { values: a } = parseArgs({
@@ -276,31 +275,12 @@ async function runLoad(model, rec, rate, reqs) {
 
 // ---------------------------------------------------------------------------------------
 
-function git(cmd) {
-  try {
-    return execSync(`git ${cmd}`, { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
-  } catch {
-    return undefined;
-  }
-}
-
-function deviceName() {
-  if (S.backend !== 'cuda') return `CPU: ${cpus()[0]?.model ?? '?'} × ${cpus().length}`;
-  try {
-    return execSync('nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader', { stdio: ['ignore', 'pipe', 'ignore'] })
-      .toString()
-      .trim();
-  } catch {
-    return 'cuda (nvidia-smi unavailable)';
-  }
-}
-
 const date = new Date().toISOString().slice(0, 10);
-const commit = process.env.MIXATTN_COMMIT ?? (git('rev-parse --short HEAD') ?? 'unknown') + (git('status --porcelain --untracked-files=no') ? '+dirty' : '');
+const commit = gitCommit();
 const result = {
   bench: 'serve',
   date,
-  device: deviceName(),
+  device: deviceName(S.backend),
   commit,
   node: process.version,
   model: { ...cfg, dtype: 'bf16', params: 0 },
