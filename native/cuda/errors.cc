@@ -1,7 +1,9 @@
 // CUDA and device-recorded errors as mixattn::Error, worded like the CPU backend's.
 #include <cuda_runtime.h>
 
+#include <cstdlib>
 #include <string>
+#include <vector>
 
 #include "cuda/device_error.h"
 #include "cuda/ops.h"
@@ -51,6 +53,24 @@ void check(cudaError_t e, const char* op) {
 }
 
 void checkLaunch(const char* op) { check(cudaGetLastError(), op); }
+
+bool skipOp(const char* op) {
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> v;
+    const char* e = std::getenv("MIXATTN_CUDA_SKIP_OPS");
+    std::string s = e ? e : "";
+    for (size_t at = 0; at < s.size();) {
+      size_t end = s.find(',', at);
+      if (end == std::string::npos) end = s.size();
+      if (end > at) v.push_back(s.substr(at, end - at));
+      at = end + 1;
+    }
+    return v;
+  }();
+  for (const std::string& n : names)
+    if (std::string(op).compare(0, n.size(), n) == 0) return true;
+  return false;
+}
 
 }  // namespace cuda
 }  // namespace mixattn

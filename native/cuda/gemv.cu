@@ -7,6 +7,7 @@
 // its weight row with 16-byte loads, keeps every SM streaming. X (at most 8 × K bf16) is
 // re-read from L1/L2 by every warp, which costs no DRAM traffic.
 #include <algorithm>
+#include <cstdlib>
 #include <string>
 
 #include "cuda/common.cuh"
@@ -228,9 +229,15 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
 
 // Warps per row: the fewest (1, 2, 4 or 8) that put about 48 warps on each SM (o_proj/down at
 // N = 2048 with one warp per row left half the copy bandwidth unused).
+// MIXATTN_CUDA_GEMV_WARPS_PER_SM=N replaces the 48 (a benchmark knob).
 int warpsPerRow(const Ctx& c, long long rows) {
+  static const long long perSM = [] {
+    const char* e = std::getenv("MIXATTN_CUDA_GEMV_WARPS_PER_SM");
+    const long long n = e ? std::atoll(e) : 0;
+    return n > 0 ? n : 48LL;
+  }();
   int ks = 1;
-  while (ks < kWarpsPerBlock && rows * ks < 48LL * c.numSMs) ks *= 2;
+  while (ks < kWarpsPerBlock && rows * ks < perSM * c.numSMs) ks *= 2;
   return ks;
 }
 

@@ -41,11 +41,18 @@ __device__ __forceinline__ void gridDepLaunchDependents() {
 #endif
 }
 
+// Diagnostic only (MIXATTN_CUDA_SKIP_OPS=name,name,...): true for an op whose name starts with
+// one of the names, whose launches launchKernel then drops. A benchmark measures what a kernel
+// class costs inside a captured step this way (ncu times kernels alone, without the overlap
+// PDL gives them); the step's outputs are then wrong. errors.cc.
+bool skipOp(const char* op);
+
 // Launches kernel<<<grid, block, smem, c.stream>>>(args...), with programmatic stream
 // serialization when c.pdl; a failed launch throws Error naming `op` (as checkLaunch does).
 template <typename... Params, typename... Args>
 void launchKernel(const Ctx& c, const char* op, void (*kernel)(Params...), dim3 grid, dim3 block,
                   size_t smem, Args&&... args) {
+  if (skipOp(op)) return;
   cudaLaunchConfig_t cfg{};
   cfg.gridDim = grid;
   cfg.blockDim = block;
