@@ -17,7 +17,8 @@ const wantSteps = opt('--steps', 32);
 const listN = opt('--list', 40);
 
 // "ns::(anon)::gemvKernel<1, __nv_bfloat16>(...)" → "gemvKernel<1, __nv_bfloat16>"
-function shortName(n) {
+function shortName(full) {
+  const n = full.replace(/\(anonymous namespace\)::/g, '').replace(/^void /, '');
   const paren = n.indexOf('(');
   let s = paren > 0 ? n.slice(0, paren) : n;
   let depth = 0;
@@ -27,7 +28,7 @@ function shortName(n) {
     else if (s[i] === '>') depth--;
     else if (depth === 0 && s[i] === ':' && s[i + 1] === ':') cut = i + 2;
   }
-  return s.slice(cut).replace(/mixattn::cuda::(\(anonymous namespace\)::)?/g, '');
+  return s.slice(cut);
 }
 
 const rows = readFileSync(file, 'utf8').trim().split('\n').slice(1).map((l) => {

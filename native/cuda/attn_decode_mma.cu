@@ -9,6 +9,7 @@
 // shared-memory traffic) far below the memory time, which scalar FMAs did not (the scalar
 // kernel in attn_decode.cu stays for f32 pages). With several splits, the last block of each
 // (row, head group) to finish merges them (split_merge.cuh).
+#include <climits>
 #include <cmath>
 
 #include "cuda/common.cuh"
@@ -80,18 +81,64 @@ __global__ void __launch_bounds__(128)
     return;
   }
 
-  auto loadTile = [&](int n) {
-    const int kStart = kBeg + n * BN;
+  // Tiles sit on the 64-key grid from kBase (keys outside [kBeg, kEnd) are masked), so each
+  // thread's RPT consecutive rows of a tile share one page wherever the block size is a power
+  // of two >= RPT: one table read per thread per tile. Why: a lookup per copied row was 16
+  // dependent table reads per thread for two tiles, and the batch-1 step's decode kernel spent
+  // ~22 µs per layer, mostly waiting on them (the split count that gave blocks more tiles made
+  // it slower still).
+  constexpr int RPT = BN * CPR / Tr::kThreads;
+  const int kBase = kBeg & ~(BN - 1);
+  const int nTiles = (kEnd - kBase + BN - 1) / BN;
+  const int lch = tid % CPR, lrow = (tid / CPR) * RPT;
+  const size_t rowBytes = D * sizeof(bf16);
+  const size_t headOff = (size_t)g * a.blockSize * rowBytes + lch * 16;
+  const size_t vDelta = (size_t)a.numKvHeads * a.blockSize * rowBytes;
+  const bool rowsSharePage = a.bsShift >= 0 && (1 << a.bsShift) >= RPT;
+  constexpr int kPerRow = -2;  // "this tile's rows need the per-row path"
+  // The page of this thread's rows of tile n: a plain table read, no calls (so the reads of
+  // several tiles issue together), or kPerRow at the range's edges; checked by copyTile.
+  auto pageOfRows = [&](int n) -> int {
+    const int key0 = kBase + n * BN + lrow;
+    if (!rowsSharePage || key0 < kBeg || key0 + RPT > kEnd) return kPerRow;
+    const long long entry = (long long)(key0 >> a.bsShift) * a.pagesPerBlock + a.slot;
+    return entry < a.tableStride ? a.tables[(long long)s * a.tableStride + entry] : -1;
+  };
+  auto copyTile = [&](int n, int pg) {
     bf16* k = sKV + (n % ST) * Tr::stageElems;
     bf16* v = k + BN * D;
+    const int key0 = kBase + n * BN + lrow;
+    if (pg != kPerRow && (unsigned)pg < (unsigned)a.numPages) {
+      const char* kSrc = a.arena + (size_t)pg * a.pageBytes + headOff +
+                         (size_t)(key0 & ((1 << a.bsShift) - 1)) * rowBytes;
 #pragma unroll
-    for (int it = 0; it < BN * CPR / Tr::kThreads; ++it) {
-      const int c = tid + it * Tr::kThreads, j = c / CPR, ch = c % CPR, key = kStart + j;
-      const int pg = key < kEnd ? lookupPage(a, s, key, err, kOpAttention) : -1;
-      const char* base = a.arena + (pg < 0 ? 0 : (size_t)pg * a.pageBytes);
-      const int off = blockOffset(a, key);
-      cpAsync16(k + swz<D>(j, ch), base + kOffset(a, g, off, sizeof(bf16)) + ch * 16, pg >= 0);
-      cpAsync16(v + swz<D>(j, ch), base + vOffset(a, g, off, sizeof(bf16)) + ch * 16, pg >= 0);
+      for (int it = 0; it < RPT; ++it) {
+        cpAsync16(k + swz<D>(lrow + it, lch), kSrc + it * rowBytes, true);
+        cpAsync16(v + swz<D>(lrow + it, lch), kSrc + vDelta + it * rowBytes, true);
+      }
+    } else if (pg != kPerRow) {  // a bad page: recorded, read as zeros (the step fails at download)
+      lookupPage(a, s, key0, err, kOpAttention);
+#pragma unroll
+      for (int it = 0; it < RPT; ++it) {
+        cpAsync16(k + swz<D>(lrow + it, lch), a.arena, false);
+        cpAsync16(v + swz<D>(lrow + it, lch), a.arena, false);
+      }
+    } else {  // rows at the range's edges, or blocks smaller than RPT: a lookup per block
+      int lastBlk = INT_MIN, page = -1;
+#pragma unroll
+      for (int it = 0; it < RPT; ++it) {
+        const int key = key0 + it;
+        const bool in = key >= kBeg && key < kEnd;
+        if (in) {
+          const int blk = a.bsShift >= 0 ? key >> a.bsShift : key / a.blockSize;
+          if (blk != lastBlk) page = lookupPage(a, s, key, err, kOpAttention), lastBlk = blk;
+        }
+        const bool ok = in && page >= 0;
+        const char* base = a.arena + (ok ? (size_t)page * a.pageBytes : 0);
+        const int off = ok ? blockOffset(a, key) : 0;
+        cpAsync16(k + swz<D>(lrow + it, lch), base + kOffset(a, g, off, sizeof(bf16)) + lch * 16, ok);
+        cpAsync16(v + swz<D>(lrow + it, lch), base + vOffset(a, g, off, sizeof(bf16)) + lch * 16, ok);
+      }
     }
   };
 
@@ -99,20 +146,29 @@ __global__ void __launch_bounds__(128)
   // wait (tiles wholly below pastLen[s], both stages being free); group k ≥ 1 holds tile k
   // otherwise (empty groups past the end keep the count).
   static_assert(ST == 2, "the early copies assume two stages");
-  const int nTiles = (kEnd - kBeg + BN - 1) / BN;
   const int stable = min(kEnd, s >= 0 && s < a.numSeqs ? a.pastLen[s] : 0);  // keys before the step
   int early = 0;  // leading tiles copied before the wait
-  while (early < ST && early < nTiles && kBeg + (early + 1) * BN <= stable) loadTile(early++);
+  while (early < ST && early < nTiles && kBase + (early + 1) * BN <= stable) ++early;
+  {
+    int pg[ST];
+#pragma unroll
+    for (int n = 0; n < ST; ++n) pg[n] = n < early ? pageOfRows(n) : kPerRow;
+#pragma unroll
+    for (int n = 0; n < ST; ++n)
+      if (n < early) copyTile(n, pg[n]);
+  }
   gridDepWait();
   const bf16* q = static_cast<const bf16*>(a.q) + rowHead * D;
   for (int c = tid; c < 16 * CPR; c += Tr::kThreads) {
     const int r = c / CPR, ch = c % CPR;
     cpAsync16(sQ + swz<D>(r, ch), r < HC ? q + (size_t)r * D + ch * 8 : q, r < HC);
   }
-#pragma unroll
-  for (int n = 0; n < ST - 1; ++n)
-    if (n >= early && n < nTiles) loadTile(n);
+  if (early == 0 && nTiles > 0) copyTile(0, pageOfRows(0));
   cpAsyncCommit();
+  // The page of the next tile the loop copies (the first is tile max(early, 1)), read one
+  // iteration ahead of its copies.
+  const int firstInLoop = max(early, 1);
+  int pgNext = firstInLoop < nTiles ? pageOfRows(firstInLoop) : kPerRow;
 
   float o[D / 8][4];
 #pragma unroll
@@ -121,7 +177,10 @@ __global__ void __launch_bounds__(128)
   const int mi = lane / 8, ri = lane % 8, t4 = lane % 4;
 
   for (int n = 0; n < nTiles; ++n) {
-    if (n + ST - 1 < nTiles && n + ST - 1 >= early) loadTile(n + ST - 1);
+    if (n + 1 < nTiles && n + 1 >= early) {
+      copyTile(n + 1, pgNext);
+      pgNext = n + 2 < nTiles ? pageOfRows(n + 2) : kPerRow;
+    }
     cpAsyncCommit();
     cpAsyncWait<ST - 1>();
     __syncthreads();
@@ -138,12 +197,13 @@ __global__ void __launch_bounds__(128)
       mmaBf16(sc[0], qa, kb[0], kb[1]);
       mmaBf16(sc[1], qa, kb[2], kb[3]);
     }
-    const int kStart = kBeg + n * BN + kw;
+    const int kStart = kBase + n * BN + kw;
 #pragma unroll
     for (int i = 0; i < 2; ++i)
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
-        const bool ok = kStart + i * 8 + t4 * 2 + (e & 1) < kEnd;
+        const int key = kStart + i * 8 + t4 * 2 + (e & 1);
+        const bool ok = key >= kBeg && key < kEnd;
         sc[i][e] = ok ? capScore(sc[i][e], a.scale, a.softcap) * kLog2e : -INFINITY;
       }
 #pragma unroll
