@@ -40,6 +40,30 @@ __device__ __forceinline__ int swz(int row, int chunk) {
   return row * D + ((chunk ^ (row & 7)) << 3);
 }
 
+// Copies rows [key0, key0 + RPT) of a tile (chunk lch of KV head g; smem rows lrow...) one
+// block lookup at a time: a split's edge rows (keys outside [kBeg, kEnd) become zeros), blocks
+// smaller than RPT, and a bad page (recorded; zeros). Out of line: rare, and the kernel's
+// blocks are short-lived and fetch their code cold, so the hot path is kept compact.
+template <int D, int RPT>
+static __device__ __noinline__ void copyRowsPerRow(const AttnArgs a, int s, int g, int key0,
+                                                   int kBeg, int kEnd, int lrow, int lch, bf16* k,
+                                                   bf16* v, DeviceError* err) {
+  int lastBlk = INT_MIN, page = -1;
+  for (int it = 0; it < RPT; ++it) {
+    const int key = key0 + it;
+    const bool in = key >= kBeg && key < kEnd;
+    if (in) {
+      const int blk = a.bsShift >= 0 ? key >> a.bsShift : key / a.blockSize;
+      if (blk != lastBlk) page = lookupPage(a, s, key, err, kOpAttention), lastBlk = blk;
+    }
+    const bool ok = in && page >= 0;
+    const char* base = a.arena + (ok ? (size_t)page * a.pageBytes : 0);
+    const int off = ok ? blockOffset(a, key) : 0;
+    cpAsync16(k + swz<D>(lrow + it, lch), base + kOffset(a, g, off, sizeof(bf16)) + lch * 16, ok);
+    cpAsync16(v + swz<D>(lrow + it, lch), base + vOffset(a, g, off, sizeof(bf16)) + lch * 16, ok);
+  }
+}
+
 template <int D>
 __global__ void __launch_bounds__(128)
     decodeMmaKernel(AttnArgs a, int HC, int splits, int chunk, float* partO, float* partLse,
@@ -64,22 +88,8 @@ __global__ void __launch_bounds__(128)
   const int s = a.seqOfToken[t];
   int kBeg, kEnd;
   splitKeyRange(a, t, sp, splits, chunk, tid, err, &kBeg, &kEnd);
-  if (kBeg >= kEnd) {  // an empty split (or a bad row): contributes nothing
-    gridDepWait();
-    for (int e = tid; e < HC * D; e += Tr::kThreads) {
-      const int h = e / D, d = e % D;
-      if (splits == 1) {
-        static_cast<bf16*>(a.out)[(rowHead + h) * D + d] = fromF<bf16>(0.f);
-      } else {
-        partO[((rowHead + h) * splits + sp) * D + d] = 0.f;
-        if (d == 0) partLse[(rowHead + h) * splits + sp] = -INFINITY;
-      }
-    }
-    if (splits > 1)
-      mergeIfLastSplit(counters, static_cast<bf16*>(a.out), partO, partLse, splits, HC, D, rowHead,
-                       reinterpret_cast<float*>(smemRaw));
-    return;
-  }
+  // An empty split (or a bad row) runs no tile and ends like the others: its warps' states
+  // are empty, so it writes zeros (or an empty partial) and takes part in the merge.
 
   // Tiles sit on the 64-key grid from kBase (keys outside [kBeg, kEnd) are masked), so each
   // thread's RPT consecutive rows of a tile share one page wherever the block size is a power
@@ -89,15 +99,20 @@ __global__ void __launch_bounds__(128)
   // it slower still).
   constexpr int RPT = BN * CPR / Tr::kThreads;
   const int kBase = kBeg & ~(BN - 1);
-  const int nTiles = (kEnd - kBase + BN - 1) / BN;
+  const int nTiles = kBeg < kEnd ? (kEnd - kBase + BN - 1) / BN : 0;
   const int lch = tid % CPR, lrow = (tid / CPR) * RPT;
+  // Byte offsets of this thread's rows within a stage's K tile (the same for every tile).
+  uint32_t dstOfs[RPT];
+#pragma unroll
+  for (int it = 0; it < RPT; ++it) dstOfs[it] = swz<D>(lrow + it, lch) * sizeof(bf16);
   const size_t rowBytes = D * sizeof(bf16);
   const size_t headOff = (size_t)g * a.blockSize * rowBytes + lch * 16;
   const size_t vDelta = (size_t)a.numKvHeads * a.blockSize * rowBytes;
   const bool rowsSharePage = a.bsShift >= 0 && (1 << a.bsShift) >= RPT;
   constexpr int kPerRow = -2;  // "this tile's rows need the per-row path"
   // The page of this thread's rows of tile n: a plain table read, no calls (so the reads of
-  // several tiles issue together), or kPerRow at the range's edges; checked by copyTile.
+  // several tiles issue together), or kPerRow at the range's edges; checked by copyTile (a bad
+  // page goes the per-row way, which records it).
   auto pageOfRows = [&](int n) -> int {
     const int key0 = kBase + n * BN + lrow;
     if (!rowsSharePage || key0 < kBeg || key0 + RPT > kEnd) return kPerRow;
@@ -111,34 +126,15 @@ __global__ void __launch_bounds__(128)
     if (pg != kPerRow && (unsigned)pg < (unsigned)a.numPages) {
       const char* kSrc = a.arena + (size_t)pg * a.pageBytes + headOff +
                          (size_t)(key0 & ((1 << a.bsShift) - 1)) * rowBytes;
+      const char* vSrc = kSrc + vDelta;
+      const uint32_t kDst = smemAddr(k), vDst = kDst + BN * D * sizeof(bf16);
 #pragma unroll
       for (int it = 0; it < RPT; ++it) {
-        cpAsync16(k + swz<D>(lrow + it, lch), kSrc + it * rowBytes, true);
-        cpAsync16(v + swz<D>(lrow + it, lch), kSrc + vDelta + it * rowBytes, true);
+        cpAsync16To(kDst + dstOfs[it], kSrc + it * rowBytes);
+        cpAsync16To(vDst + dstOfs[it], vSrc + it * rowBytes);
       }
-    } else if (pg != kPerRow) {  // a bad page: recorded, read as zeros (the step fails at download)
-      lookupPage(a, s, key0, err, kOpAttention);
-#pragma unroll
-      for (int it = 0; it < RPT; ++it) {
-        cpAsync16(k + swz<D>(lrow + it, lch), a.arena, false);
-        cpAsync16(v + swz<D>(lrow + it, lch), a.arena, false);
-      }
-    } else {  // rows at the range's edges, or blocks smaller than RPT: a lookup per block
-      int lastBlk = INT_MIN, page = -1;
-#pragma unroll
-      for (int it = 0; it < RPT; ++it) {
-        const int key = key0 + it;
-        const bool in = key >= kBeg && key < kEnd;
-        if (in) {
-          const int blk = a.bsShift >= 0 ? key >> a.bsShift : key / a.blockSize;
-          if (blk != lastBlk) page = lookupPage(a, s, key, err, kOpAttention), lastBlk = blk;
-        }
-        const bool ok = in && page >= 0;
-        const char* base = a.arena + (ok ? (size_t)page * a.pageBytes : 0);
-        const int off = ok ? blockOffset(a, key) : 0;
-        cpAsync16(k + swz<D>(lrow + it, lch), base + kOffset(a, g, off, sizeof(bf16)) + lch * 16, ok);
-        cpAsync16(v + swz<D>(lrow + it, lch), base + vOffset(a, g, off, sizeof(bf16)) + lch * 16, ok);
-      }
+    } else {
+      copyRowsPerRow<D, RPT>(a, s, g, key0, kBeg, kEnd, lrow, lch, k, v, err);
     }
   };
 
@@ -150,12 +146,10 @@ __global__ void __launch_bounds__(128)
   int early = 0;  // leading tiles copied before the wait
   while (early < ST && early < nTiles && kBase + (early + 1) * BN <= stable) ++early;
   {
-    int pg[ST];
-#pragma unroll
-    for (int n = 0; n < ST; ++n) pg[n] = n < early ? pageOfRows(n) : kPerRow;
-#pragma unroll
-    for (int n = 0; n < ST; ++n)
-      if (n < early) copyTile(n, pg[n]);
+    // Both tables read first (independent loads), then one copyTile in a loop (code size).
+    const int pg0 = early > 0 ? pageOfRows(0) : kPerRow, pg1 = early > 1 ? pageOfRows(1) : kPerRow;
+#pragma unroll 1
+    for (int n = 0; n < early; ++n) copyTile(n, n == 0 ? pg0 : pg1);
   }
   gridDepWait();
   const bf16* q = static_cast<const bf16*>(a.q) + rowHead * D;

@@ -40,12 +40,20 @@ __device__ __forceinline__ void fma8(float& acc, const uint4& w, const uint4& x)
 // with one warp per row, o_proj/down (N = 2048) put 16 warps with 2 KB in flight on an SM,
 // too few bytes in flight to stream at the copy bandwidth (ncu: 1.4 TB/s).
 //
-// A warp's start on its weight row, before gridDepWait() (weights are constant across the step,
-// launch.cuh): the lane's first kUnroll vectors into registers (`head`, zeros past the row) and
-// the rest of its vectors prefetched into L2, so the row streams while the kernel before this
-// one finishes; the activations are read only after the wait.
-__device__ __forceinline__ void rowStart(uint4 (&head)[kUnroll], const bf16* __restrict__ wRowPtr,
-                                         int K, int first, int stride) {
+// The lane's vectors of a weight row past its first round, prefetched into L2: issued before
+// gridDepWait() for every row the warp will take (weights are constant across the step,
+// launch.cuh), so the rows stream in while the kernel before this one finishes.
+__device__ __forceinline__ void prefetchRow(const bf16* __restrict__ wRowPtr, int K, int first,
+                                            int stride) {
+  const uint4* wRow = reinterpret_cast<const uint4*>(wRowPtr);
+  const int kv = K >> 3;
+  for (int i = first + stride * kUnroll; i < kv; i += stride)
+    asm volatile("prefetch.global.L2 [%0];\n" ::"l"(wRow + i));
+}
+
+// The lane's first round of a weight row (kUnroll vectors, zeros past the row) into registers.
+__device__ __forceinline__ void rowHead(uint4 (&head)[kUnroll], const bf16* __restrict__ wRowPtr,
+                                        int K, int first, int stride) {
   const uint4* wRow = reinterpret_cast<const uint4*>(wRowPtr);
   const int kv = K >> 3;
 #pragma unroll
@@ -53,12 +61,10 @@ __device__ __forceinline__ void rowStart(uint4 (&head)[kUnroll], const bf16* __r
     const int i = first + stride * u;
     head[u] = i < kv ? __ldg(wRow + i) : make_uint4(0, 0, 0, 0);
   }
-  for (int i = first + stride * kUnroll; i < kv; i += stride)
-    asm volatile("prefetch.global.L2 [%0];\n" ::"l"(wRow + i));
 }
 
 // acc[m] = x[m, :] · (this warp's part of wRow) (every lane ends with the part's sums); `head` is
-// the lane's first round of weights from rowStart. Every round keeps kUnroll loads in flight
+// the lane's first round of weights from rowHead. Every round keeps kUnroll loads in flight
 // (vectors past the row are predicated off), also for rows shorter than a round.
 template <int M>
 __device__ __forceinline__ void warpDot(float (&acc)[M], const uint4 (&head)[kUnroll],
@@ -117,6 +123,7 @@ __device__ __forceinline__ float partSum(const float (&acc)[M], float (*red)[kGe
   v = 0.f;
   if (lane < M && warp % ks == 0)
     for (int p = 0; p < ks; ++p) v += red[warp + p][lane];
+  __syncthreads();  // read before a next row block's sums overwrite it
   return v;
 }
 
@@ -143,38 +150,55 @@ struct GemvJobs {
   int count;
 };
 
-// D[:, n] for the rows of row block `rowBlock` of one weight (the body of both GEMV kernels).
+// D[:, n] for row blocks rb0, rb0 + rbStep, ... of one weight (rows·ks = kWarpsPerBlock warps
+// per row block): the body of both GEMV kernels. A grid of a few blocks per SM, each taking
+// several row blocks, rather than one block per row block. Why: the kernel after a decode
+// step's attention (or after another GEMV) starts early (PDL) only as far as its blocks fit
+// beside the running kernel's; with ~1024 blocks three quarters started only after it ended,
+// and then first read their weights from DRAM (the step's trace: o_proj 7 µs after attention).
+// Now every block is resident early and has prefetched all of its rows before the wait.
 template <int M, typename OutT>
 __device__ __forceinline__ void gemvRows(OutT* __restrict__ d, const bf16* __restrict__ x,
                                          const bf16* __restrict__ w,
                                          const bf16* __restrict__ bias, int N, int K, int ks,
-                                         int rowBlock) {
+                                         int rb0, int rbStep) {
   __shared__ float red[kWarpsPerBlock][kGemvMaxRows];
   gridDepLaunchDependents();
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const WarpRole role(ks);
-  const int n = rowBlock * (kWarpsPerBlock / ks) + role.row;
-  const bool active = n < N;
-  uint4 head[kUnroll];
-  if (active) rowStart(head, w + size_t(n) * K, K, role.first, role.stride);
-  gridDepWait();
-  float acc[M];
-  if (active) {
-    warpDot<M>(acc, head, w + size_t(n) * K, x, K, role.first, role.stride);
-  } else {
-#pragma unroll
-    for (int m = 0; m < M; ++m) acc[m] = 0.f;
+  const int rowsPerBlock = kWarpsPerBlock / ks;
+  for (int rb = rb0; rb * rowsPerBlock < N; rb += rbStep) {
+    const int n = rb * rowsPerBlock + role.row;
+    if (n < N) prefetchRow(w + size_t(n) * K, K, role.first, role.stride);
   }
-  const float v = partSum<M>(acc, red, ks, warp, lane);
-  if (active && lane < M && warp % ks == 0)
-    d[size_t(lane) * N + n] = fromF<OutT>(bias ? v + __bfloat162float(bias[n]) : v);
+  uint4 head[kUnroll];
+  {
+    const int n = rb0 * rowsPerBlock + role.row;
+    if (n < N) rowHead(head, w + size_t(n) * K, K, role.first, role.stride);
+  }
+  gridDepWait();
+  for (int rb = rb0; rb * rowsPerBlock < N; rb += rbStep) {  // uniform in the block (barriers)
+    const int n = rb * rowsPerBlock + role.row;
+    const bool active = n < N;
+    if (active && rb != rb0) rowHead(head, w + size_t(n) * K, K, role.first, role.stride);
+    float acc[M];
+    if (active) {
+      warpDot<M>(acc, head, w + size_t(n) * K, x, K, role.first, role.stride);
+    } else {
+#pragma unroll
+      for (int m = 0; m < M; ++m) acc[m] = 0.f;
+    }
+    const float v = partSum<M>(acc, red, ks, warp, lane);
+    if (active && lane < M && warp % ks == 0)
+      d[size_t(lane) * N + n] = fromF<OutT>(bias ? v + __bfloat162float(bias[n]) : v);
+  }
 }
 
 template <int M, typename OutT>
 __global__ void __launch_bounds__(kWarpsPerBlock * 32)
     gemvKernel(OutT* __restrict__ d, const bf16* __restrict__ x, const bf16* __restrict__ w,
                const bf16* __restrict__ bias, int N, int K, int ks) {
-  gemvRows<M, OutT>(d, x, w, bias, N, K, ks, blockIdx.x);
+  gemvRows<M, OutT>(d, x, w, bias, N, K, ks, blockIdx.x, gridDim.x);
 }
 
 template <int M>
@@ -185,13 +209,14 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
   bf16* out = nullptr;
   const bf16* w = nullptr;
   const bf16* bias = nullptr;
-  int N = 0, first = 0;
+  int N = 0, first = 0, next = 0;
 #pragma unroll
   for (int j = 0; j < kGemvMaxJobs; ++j)
     if (j < jobs.count && int(blockIdx.x) >= jobs.firstBlock[j]) {
       out = jobs.out[j], w = jobs.w[j], bias = jobs.bias[j], N = jobs.N[j], first = jobs.firstBlock[j];
+      next = jobs.firstBlock[j + 1];
     }
-  gemvRows<M, bf16>(out, x, w, bias, N, K, ks, int(blockIdx.x) - first);
+  gemvRows<M, bf16>(out, x, w, bias, N, K, ks, int(blockIdx.x) - first, next - first);
 }
 
 // out[m, n] = act(x[m] · wGate[n]) * (x[m] · wUp[n]), both dot products by the same warp, the
@@ -205,26 +230,43 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
   gridDepLaunchDependents();
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const WarpRole role(ks);
-  const int n = blockIdx.x * (kWarpsPerBlock / ks) + role.row;
-  const bool active = n < I;
+  const int rowsPerBlock = kWarpsPerBlock / ks, rb0 = blockIdx.x, rbStep = gridDim.x;
+  for (int rb = rb0; rb * rowsPerBlock < I; rb += rbStep) {  // as gemvRows
+    const int n = rb * rowsPerBlock + role.row;
+    if (n < I) {
+      prefetchRow(wGate + size_t(n) * K, K, role.first, role.stride);
+      prefetchRow(wUp + size_t(n) * K, K, role.first, role.stride);
+    }
+  }
   uint4 gHead[kUnroll], uHead[kUnroll];
-  if (active) {
-    rowStart(gHead, wGate + size_t(n) * K, K, role.first, role.stride);
-    rowStart(uHead, wUp + size_t(n) * K, K, role.first, role.stride);
+  {
+    const int n = rb0 * rowsPerBlock + role.row;
+    if (n < I) {
+      rowHead(gHead, wGate + size_t(n) * K, K, role.first, role.stride);
+      rowHead(uHead, wUp + size_t(n) * K, K, role.first, role.stride);
+    }
   }
   gridDepWait();
-  float g[M], u[M];
-  if (active) {
-    warpDot<M>(g, gHead, wGate + size_t(n) * K, x, K, role.first, role.stride);
-    warpDot<M>(u, uHead, wUp + size_t(n) * K, x, K, role.first, role.stride);
-  } else {
+  for (int rb = rb0; rb * rowsPerBlock < I; rb += rbStep) {
+    const int n = rb * rowsPerBlock + role.row;
+    const bool active = n < I;
+    if (active && rb != rb0) {
+      rowHead(gHead, wGate + size_t(n) * K, K, role.first, role.stride);
+      rowHead(uHead, wUp + size_t(n) * K, K, role.first, role.stride);
+    }
+    float g[M], u[M];
+    if (active) {
+      warpDot<M>(g, gHead, wGate + size_t(n) * K, x, K, role.first, role.stride);
+      warpDot<M>(u, uHead, wUp + size_t(n) * K, x, K, role.first, role.stride);
+    } else {
 #pragma unroll
-    for (int m = 0; m < M; ++m) g[m] = u[m] = 0.f;
+      for (int m = 0; m < M; ++m) g[m] = u[m] = 0.f;
+    }
+    const float gv = partSum<M>(g, red[0], ks, warp, lane);
+    const float uv = partSum<M>(u, red[1], ks, warp, lane);
+    if (active && lane < M && warp % ks == 0)
+      out[size_t(lane) * I + n] = __float2bfloat16_rn(gatedAct<kAct>(gv) * uv);
   }
-  const float gv = partSum<M>(g, red[0], ks, warp, lane);
-  const float uv = partSum<M>(u, red[1], ks, warp, lane);
-  if (active && lane < M && warp % ks == 0)
-    out[size_t(lane) * I + n] = __float2bfloat16_rn(gatedAct<kAct>(gv) * uv);
 }
 
 // Warps per row: the fewest (1, 2, 4 or 8) that put about 48 warps on each SM (o_proj/down at
@@ -241,13 +283,25 @@ int warpsPerRow(const Ctx& c, long long rows) {
   return ks;
 }
 
+// Blocks of a GEMV launch: at most kBlocksPerSM per SM (MIXATTN_CUDA_GEMV_BLOCKS_PER_SM=N
+// replaces it, a benchmark knob), each taking row blocks in turn (gemvRows). Few enough that a
+// launch's blocks fit beside the kernel before it.
+int gemvBlocks(const Ctx& c, long long rowBlocks) {
+  static const long long perSM = [] {
+    const char* e = std::getenv("MIXATTN_CUDA_GEMV_BLOCKS_PER_SM");
+    const long long n = e ? std::atoll(e) : 0;
+    return n > 0 ? n : 4LL;
+  }();
+  return int(std::max(1LL, std::min(rowBlocks, perSM * c.numSMs)));
+}
+
 #define MIXATTN_GEMV_ROWS(CASE) CASE(1) CASE(2) CASE(3) CASE(4) CASE(5) CASE(6) CASE(7) CASE(8)
 
 template <typename OutT>
 void launch(const Ctx& c, OutT* d, const bf16* x, const bf16* w, const bf16* bias, int M, int N,
             int K) {
   const int ks = warpsPerRow(c, N), rowsPerBlock = kWarpsPerBlock / ks;
-  const dim3 grid((N + rowsPerBlock - 1) / rowsPerBlock), block(kWarpsPerBlock * 32);
+  const dim3 grid(gemvBlocks(c, (N + rowsPerBlock - 1) / rowsPerBlock)), block(kWarpsPerBlock * 32);
   switch (M) {
 #define MIXATTN_GEMV_CASE(m) \
   case m: launchKernel(c, "gemv", gemvKernel<m, OutT>, grid, block, 0, d, x, w, bias, N, K, ks); break;
@@ -272,7 +326,7 @@ template <int kAct>
 void launchGated(const Ctx& c, bf16* out, const bf16* x, const bf16* wg, const bf16* wu, int M,
                  int I, int K) {
   const int ks = warpsPerRow(c, I), rowsPerBlock = kWarpsPerBlock / ks;
-  const dim3 grid((I + rowsPerBlock - 1) / rowsPerBlock), block(kWarpsPerBlock * 32);
+  const dim3 grid(gemvBlocks(c, (I + rowsPerBlock - 1) / rowsPerBlock)), block(kWarpsPerBlock * 32);
   switch (M) {
 #define MIXATTN_GEMV_CASE(m) \
   case m:                                                                                  \
@@ -317,6 +371,10 @@ void gemvShared(const Ctx& c, const void* x, int M, int K, const Backend::Matmul
     long long rows = 0;
     for (int j = 0; j < jobs.count; ++j) rows += outs[j0 + j].N;
     const int ks = warpsPerRow(c, rows), rowsPerBlock = kWarpsPerBlock / ks;
+    // The launch's blocks (gemvBlocks) shared among the jobs by their row blocks.
+    long long rowBlocks = 0;
+    for (int j = 0; j < jobs.count; ++j) rowBlocks += (outs[j0 + j].N + rowsPerBlock - 1) / rowsPerBlock;
+    const long long blocks = gemvBlocks(c, rowBlocks);
     jobs.firstBlock[0] = 0;
     for (int j = 0; j < jobs.count; ++j) {
       const Backend::MatmulOut& o = outs[j0 + j];
@@ -324,7 +382,9 @@ void gemvShared(const Ctx& c, const void* x, int M, int K, const Backend::Matmul
       jobs.w[j] = static_cast<const bf16*>(o.w);
       jobs.bias[j] = static_cast<const bf16*>(o.bias);
       jobs.N[j] = o.N;
-      jobs.firstBlock[j + 1] = jobs.firstBlock[j] + (o.N + rowsPerBlock - 1) / rowsPerBlock;
+      const long long rb = (o.N + rowsPerBlock - 1) / rowsPerBlock;
+      const long long share = o.N > 0 ? std::min(rb, std::max(1LL, (rb * blocks + rowBlocks - 1) / rowBlocks)) : 0;
+      jobs.firstBlock[j + 1] = jobs.firstBlock[j] + int(share);
     }
     if (jobs.firstBlock[jobs.count] > 0) launchJobs(c, jobs, static_cast<const bf16*>(x), M, K, ks);
   }

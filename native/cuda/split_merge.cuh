@@ -41,7 +41,9 @@ __device__ __forceinline__ bool lastSplitArrived(unsigned* counter, int splits, 
 // once per (head, split), and each output element reads its splits' partials kBatch at a time
 // (independent loads in flight; 16: 34 splits at 1 × 4k were 5 round trips at 8): read one after another, 32 splits cost 32 L2 round trips
 // (~15 µs of a batch-1 4k-context decode launch). The sum keeps the split order.
-__device__ __forceinline__ void mergeSplits(bf16* out, const float* partO, const float* partLse,
+// Out of line: the decode kernels are short-lived and fetch their code cold, so one shared
+// copy of this (rarely run: the last block only) beats one per call site.
+static __device__ __noinline__ void mergeSplits(bf16* out, const float* partO, const float* partLse,
                                             int splits, int nh, int width, size_t rowHead,
                                             float* sMem) {
   constexpr int kBatch = 16;
