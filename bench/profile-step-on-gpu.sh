@@ -4,6 +4,7 @@
 # bench/trace/step-timeline.mjs into $OUT/timeline-<label>.md. Needs dist/ and node carried as
 # for bench/e2e-on-gpu.sh.
 #   LABEL   names the output (default: step);  BATCH PROMPT NEW  the workload (1 / 4096 / 64)
+#   TRACE_API=1  also the runtime calls (the host side of the steps)
 #   extra environment (MIXATTN_CUDA_*) passes through to the engine
 set -uo pipefail
 OUT=${OUT:-/tmp/mixattn-step}
@@ -21,7 +22,7 @@ if [[ ! -f $tracer ]]; then
     bench/trace/kernel_trace.cc -o $tracer -L"$(dirname "$lib")" -Wl,-rpath,"$(dirname "$lib")" -l:"$(basename "$lib")" || exit 1
 fi
 ensure_cuda_addon 200 || exit 1
-CUDA_INJECTION64_PATH=$tracer MIXATTN_TRACE_OUT=/tmp/trace-$LABEL.tsv node dist/lib/cli/main.js bench --backend cuda \
+CUDA_INJECTION64_PATH=$tracer MIXATTN_TRACE_API=${TRACE_API:-} MIXATTN_TRACE_OUT=/tmp/trace-$LABEL.tsv node dist/lib/cli/main.js bench --backend cuda \
   --batches "${BATCH:-1}" --prompt "${PROMPT:-4096}" --new "${NEW:-64}" --out /tmp/bench-$LABEL 2>&1 | grep -E "step p50|rror" | sed "s/^/[$LABEL] /"
 node bench/trace/step-timeline.mjs /tmp/trace-$LABEL.tsv --steps 32 --list 30 >"$OUT/timeline-$LABEL.md"
 head -30 "$OUT/timeline-$LABEL.md"

@@ -1,6 +1,7 @@
 // A CUPTI activity tracer loaded into any CUDA process through CUDA_INJECTION64_PATH: every
 // kernel's start and end on the GPU clock, graph kernels included, written to
-// $MIXATTN_TRACE_OUT (one line per kernel) when the process exits.
+// $MIXATTN_TRACE_OUT (one line per kernel) when the process exits; with MIXATTN_TRACE_API=1
+// also every CUDA runtime call (host clock, "api:<name>").
 //
 // Why: ncu times each kernel alone, serialised and without the overlap programmatic dependent
 // launch gives a captured step, and the GPU machine has no nsys. This shows the step as it runs.
@@ -15,6 +16,9 @@
 #include <mutex>
 #include <string>
 
+#ifndef RUNTIME_RECORD
+#define RUNTIME_RECORD CUpti_ActivityAPI
+#endif
 #ifndef KERNEL_RECORD
 #define KERNEL_RECORD CUpti_ActivityKernel9
 #endif
@@ -45,6 +49,15 @@ void CUPTIAPI bufferCompleted(CUcontext, uint32_t, uint8_t* buffer, size_t, size
   CUpti_Activity* rec = nullptr;
   std::lock_guard<std::mutex> lock(outMutex);
   while (cuptiActivityGetNextRecord(buffer, valid, &rec) == CUPTI_SUCCESS) {
+    if (rec->kind == CUPTI_ACTIVITY_KIND_RUNTIME) {  // host side: which call, when
+      const auto* r = reinterpret_cast<const RUNTIME_RECORD*>(rec);
+      const char* name = nullptr;
+      cuptiGetCallbackName(CUPTI_CB_DOMAIN_RUNTIME_API, r->cbid, &name);
+      if (out)
+        fprintf(out, "%llu\t%llu\t%u\t0\t-\t0\t0\tapi:%s\n", (unsigned long long)r->start,
+                (unsigned long long)r->end, r->correlationId, name ? name : "?");
+      continue;
+    }
     if (rec->kind != CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL && rec->kind != CUPTI_ACTIVITY_KIND_KERNEL)
       continue;
     const auto* k = reinterpret_cast<const KERNEL_RECORD*>(rec);
@@ -54,6 +67,11 @@ void CUPTIAPI bufferCompleted(CUcontext, uint32_t, uint8_t* buffer, size_t, size
               k->gridZ, k->blockX, int(k->registersPerThread), demangled(k->name).c_str());
   }
   free(buffer);
+}
+
+bool traceApi() {
+  const char* e = std::getenv("MIXATTN_TRACE_API");
+  return e && *e && std::strcmp(e, "0") != 0;
 }
 
 void finish() {
@@ -70,7 +88,8 @@ extern "C" int InitializeInjection(void) {
   if (!out) return 0;
   fprintf(out, "start\tend\tcorrelation\tgraph\tgrid\tblock\tregs\tname\n");
   if (cuptiActivityRegisterCallbacks(bufferRequested, bufferCompleted) != CUPTI_SUCCESS ||
-      cuptiActivityEnable(CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL) != CUPTI_SUCCESS) {
+      cuptiActivityEnable(CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL) != CUPTI_SUCCESS ||
+      (traceApi() && cuptiActivityEnable(CUPTI_ACTIVITY_KIND_RUNTIME) != CUPTI_SUCCESS)) {
     fprintf(stderr, "kernel_trace: CUPTI would not start\n");
     return 0;
   }

@@ -79,6 +79,16 @@ for (const s of analysed)
 const S = analysed.length;
 const meanSpan = spans.reduce((a, b) => a + b, 0) / S;
 console.log(`# Decode step timeline (${S} steps of ${common} kernels; ${file})\n`);
+// The host's share: from one step's last kernel to the next step's first (the GPU runs none of
+// the step meanwhile: the host reads the tokens, prepares and launches the next step).
+const gaps = [];
+for (let i = 1; i < steps.length; i++) {
+  const prevEnd = steps[i - 1].reduce((m, k) => Math.max(m, k.end), 0);
+  if (steps[i][0].start > prevEnd) gaps.push(steps[i][0].start - prevEnd);
+}
+const gapAt = gaps.map((g, i) => [g, i + 1]);
+gaps.sort((a, b) => a - b);
+if (gaps.length) console.log(`Between steps (host: tokens down, next step prepared and launched): median ${(gaps[gaps.length >> 1] / 1000).toFixed(1)} µs, min ${(gaps[0] / 1000).toFixed(1)} µs (under the tracer, whose callbacks add host time).\n`);
 console.log(`Step span: mean ${us(meanSpan)} µs, min ${us(order[0][0])}, median ${us(order[order.length >> 1][0])}, max ${us(order[order.length - 1][0])}.\n`);
 console.log('| kernel | per step | mean duration µs | advance µs per step | share | idle before µs per step |');
 console.log('|---|---:|---:|---:|---:|---:|');
@@ -89,3 +99,18 @@ console.log('| # | kernel | grid | starts at µs | duration µs | advance µs |'
 console.log('|---:|---|---|---:|---:|---:|');
 median.slice(0, listN).forEach((k, i) =>
   console.log(`| ${i} | ${k.name.slice(0, 60)} | ${k.grid}×${k.block} | ${us(k.at)} | ${us(k.dur)} | ${us(k.advance)} |`));
+
+// With MIXATTN_TRACE_API=1 the runtime calls: those around the median gap, on the host clock.
+const api = rows.filter((r) => r.name.startsWith('api:'));
+if (api.length && gapAt.length) {
+  gapAt.sort((a, b) => a[0] - b[0]);
+  const i = gapAt[gapAt.length >> 1][1];
+  const prevEnd = steps[i - 1].reduce((m, k) => Math.max(m, k.end), 0);
+  const nextStart = steps[i][0].start;
+  console.log(`\n## Runtime calls from the end of one step's kernels to the start of the next's (µs from that end)\n`);
+  console.log('| call | starts at | ends at |');
+  console.log('|---|---:|---:|');
+  for (const r of api.filter((r) => r.end >= prevEnd - 20000 && r.start <= nextStart).sort((a, b) => a.start - b.start))
+    console.log(`| ${r.name.slice(4)} | ${((r.start - prevEnd) / 1000).toFixed(1)} | ${((r.end - prevEnd) / 1000).toFixed(1)} |`);
+  console.log(`| (next step's first kernel) | ${((nextStart - prevEnd) / 1000).toFixed(1)} | |`);
+}
