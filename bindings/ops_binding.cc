@@ -396,7 +396,7 @@ Napi::Object run(Napi::Env env, const std::string& backend, const std::string& o
                        act == "gelu_tanh" ? Activation::GeluTanh : Activation::SiLU);
     out.Set("out", b.read(o, size_t(T) * N));
   } else if (op == "appendKv" || op == "ropeAppendKv" || op == "ropeQAppendKv" ||
-             op == "attention" || op == "attentionLowRankKeys") {
+             op == "ropeAppendAttention" || op == "attention" || op == "attentionLowRankKeys") {
     size_t arenaElems = 0;
     const PagedKv kv = kvOf(a, b, &arenaElems);
     const BatchLayout batch = batchOf(a, b);
@@ -413,6 +413,16 @@ Napi::Object run(Napi::Env env, const std::string& backend, const std::string& o
       be.ropeQAppendKv(qd, I("numHeads"), kv, batch, b.act(f32s(a, "k")), b.act(f32s(a, "v")), ropeOf(a));
       out.Set("arena", b.read(kv.arena, arenaElems, kv.dtype));
       out.Set("q", b.read(qd, q.ElementLength()));
+    } else if (op == "ropeAppendAttention") {
+      // args as ropeQAppendKv plus window, scale, softcap; out: arena and the attention output.
+      PathOverride path(a, backend);
+      const int heads = I("numHeads");
+      const size_t n = size_t(batch.numTokens) * heads * kv.vDim;
+      void* o = b.poisoned(n);
+      be.ropeAppendAttention(o, b.act(f32s(a, "q")), heads, kv, batch, b.act(f32s(a, "k")),
+                             b.act(f32s(a, "v")), ropeOf(a), I("window"), F("scale"), F("softcap"));
+      out.Set("arena", b.read(kv.arena, arenaElems, kv.dtype));
+      out.Set("out", b.read(o, n));
     } else {
       PathOverride path(a, backend);
       const int heads = I("numHeads");

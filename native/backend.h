@@ -203,6 +203,17 @@ class Backend {
     rope(q, batch.positions, batch.numTokens, numHeads, kv.kDim, p);
     ropeAppendKv(kv, batch, k, v, p);
   }
+  // ropeQAppendKv, then attention() over the same cache: an owner layer's append and
+  // attention in one call, so that a backend can fuse them (CUDA: in a decode step the
+  // attention kernel rotates q and the new keys and writes the new K/V rows itself, one launch
+  // per layer less). Same results; q's contents afterwards are unspecified (rotated or not).
+  // This default is the CPU twin.
+  virtual void ropeAppendAttention(void* out, void* q, int numHeads, const PagedKv& kv,
+                                   const BatchLayout& batch, void* k, const void* v,
+                                   const RopeParams& p, int window, float scale, float softcap) {
+    ropeQAppendKv(q, numHeads, kv, batch, k, v, p);
+    attention(out, q, kv, batch, numHeads, window, scale, softcap);
+  }
   // q is [T, numHeads, kDim]; out[T, numHeads, vDim] = softmax(q·kᵀ * scale, soft-capped) · v over the cached keys of
   // each row's sequence at positions [max(0, p - window + 1), p] (window 0 = global: [0, p]).
   // GQA: query head h reads KV head h / (numHeads / numKvHeads).

@@ -203,5 +203,31 @@ void attention(const Ctx& c, void* out, const void* q, const PagedKv& kv,
   }
 }
 
+bool attentionDecodeAppend(const Ctx& c, void* out, const void* q, const PagedKv& kv,
+                           const BatchLayout& batch, int numHeads, int window, float scale,
+                           float softcap, const void* k, const void* v, const double* invFreq,
+                           const std::function<float*(size_t)>& scratch) {
+  checkLayout(kv, numHeads);
+  checkAttentionScalars(scale, softcap, "attention");
+  const auto aligned = [](const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; };
+  // MIXATTN_CUDA_FUSED_APPEND=0: the separate ops (for comparisons).
+  static const bool wanted = [] {
+    const char* e = std::getenv("MIXATTN_CUDA_FUSED_APPEND");
+    return !(e && std::string(e) == "0");
+  }();
+  if (!wanted || batch.numTokens <= 0 || batch.numTokens != batch.numSeqs) return false;
+  if (forcedAttentionPath() != AttnPath::Auto || kv.dtype != DType::BF16 || !invFreq) return false;
+  if (!aligned(k) || !aligned(v)) return false;
+  AttnArgs a = attentionArgs(kv, batch, out, q, numHeads, window, scale, softcap);
+  if (!decodeSupported(c, a)) return false;
+  a.newK = k;
+  a.newV = v;
+  a.ropeInvFreq = invFreq;
+  int splits = 1;
+  const size_t bytes = decodeScratchBytes(c, a, &splits);
+  attentionDecode(c, a, splits, bytes ? scratch(bytes) : nullptr, fusedSplitMerge());
+  return true;
+}
+
 }  // namespace cuda
 }  // namespace mixattn

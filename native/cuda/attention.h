@@ -15,6 +15,16 @@ void attention(const Ctx& c, void* out, const void* q, const PagedKv& kv,
                const BatchLayout& batch, int numHeads, int window, float scale, float softcap,
                const std::function<float*(size_t)>& scratch);
 
+// Backend::ropeAppendAttention fused, where it applies: every row its sequence's one new token
+// (a decode step), bf16 pages, kDim == vDim in {64, 128, 256}, no forced path, 16-byte aligned
+// k and v [T, numKvHeads, kDim]. The decode kernel then rotates q (left unrotated in memory)
+// and the new keys itself and writes the new K/V rows to the pages (AttnArgs::newK): one
+// launch per layer instead of two. False, having done nothing, where it does not apply.
+bool attentionDecodeAppend(const Ctx& c, void* out, const void* q, const PagedKv& kv,
+                           const BatchLayout& batch, int numHeads, int window, float scale,
+                           float softcap, const void* k, const void* v, const double* invFreq,
+                           const std::function<float*(size_t)>& scratch);
+
 // The path setAttentionPath forced (Auto when none).
 AttnPath forcedAttentionPath();
 // False after setAttentionPath("decode:combine"): split-KV decode launches leave the merge to

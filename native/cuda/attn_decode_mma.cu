@@ -41,16 +41,17 @@ __device__ __forceinline__ int swz(int row, int chunk) {
 }
 
 // Copies rows [key0, key0 + RPT) of a tile (chunk lch of KV head g; smem rows lrow...) one
-// block lookup at a time: a split's edge rows (keys outside [kBeg, kEnd) become zeros), blocks
-// smaller than RPT, and a bad page (recorded; zeros). Out of line: rare, and the kernel's
+// block lookup at a time: a split's edge rows (keys outside [kBeg, kEnd) become zeros, and
+// skipKey is left alone), blocks smaller than RPT, and a bad page (recorded; zeros). Out of line: rare, and the kernel's
 // blocks are short-lived and fetch their code cold, so the hot path is kept compact.
 template <int D, int RPT>
-static __device__ __noinline__ void copyRowsPerRow(const AttnArgs a, int s, int g, int key0,
-                                                   int kBeg, int kEnd, int lrow, int lch, bf16* k,
-                                                   bf16* v, DeviceError* err) {
+static __device__ __noinline__ void copyRowsPerRow(const AttnArgs& a, int s, int g, int key0,
+                                                   int kBeg, int kEnd, int skipKey, int lrow,
+                                                   int lch, bf16* k, bf16* v, DeviceError* err) {
   int lastBlk = INT_MIN, page = -1;
   for (int it = 0; it < RPT; ++it) {
     const int key = key0 + it;
+    if (key == skipKey) continue;  // the fused append's new row: written from registers
     const bool in = key >= kBeg && key < kEnd;
     if (in) {
       const int blk = a.bsShift >= 0 ? key >> a.bsShift : key / a.blockSize;
@@ -64,9 +65,52 @@ static __device__ __noinline__ void copyRowsPerRow(const AttnArgs a, int s, int 
   }
 }
 
+// The fused append's new row (chunk d0 of key p's K and V rows for one KV head): k rotated
+// (the arithmetic of ops_rope_kv.cu's ropePair, so the page gets the bits ropeAppendKv would
+// write) and v as it is, into the tile's shared memory and, where kPage is set, the page.
 template <int D>
-__global__ void __launch_bounds__(128)
-    decodeMmaKernel(AttnArgs a, int HC, int splits, int chunk, float* partO, float* partLse,
+static __device__ __noinline__ void appendNewRow(const bf16* kRow, const bf16* vRow, int d0,
+                                                 bf16* kDst, bf16* vDst, bf16* kPage,
+                                                 bf16* vPage, const float* ropeCos,
+                                                 const float* ropeSin) {
+  constexpr int half = D / 2;
+  const int partner = d0 < half ? d0 + half : d0 - half;
+  const uint4 xu = *reinterpret_cast<const uint4*>(kRow + d0);
+  const uint4 pu = *reinterpret_cast<const uint4*>(kRow + partner);
+  const uint4 vu = *reinterpret_cast<const uint4*>(vRow + d0);
+  const bf16* x = reinterpret_cast<const bf16*>(&xu);
+  const bf16* xp = reinterpret_cast<const bf16*>(&pu);
+  uint4 yu;
+  bf16* y = reinterpret_cast<bf16*>(&yu);
+#pragma unroll
+  for (int j = 0; j < 8; ++j) {
+    const int f = (d0 + j) % half;
+    const float cf = ropeCos[f], sf = ropeSin[f];
+    y[j] = d0 < half ? fromF<bf16>(fmaf(toF(x[j]), cf, -(toF(xp[j]) * sf)))
+                     : fromF<bf16>(fmaf(toF(x[j]), cf, toF(xp[j]) * sf));
+  }
+  *reinterpret_cast<uint4*>(kDst) = yu;
+  *reinterpret_cast<uint4*>(vDst) = vu;
+  if (kPage) {
+    *reinterpret_cast<uint4*>(kPage + d0) = yu;
+    *reinterpret_cast<uint4*>(vPage + d0) = vu;
+  }
+}
+
+// cos/sin of pos·invFreq[i] for i < n (double angles, as ops_rope_kv.cu computes them), the
+// block's threads sharing the work. Out of line: double sincos is long code, run once.
+static __device__ __noinline__ void ropeAngles(double pos, const double* invFreq, int n,
+                                               float* cosOut, float* sinOut) {
+  for (int i = threadIdx.x; i < n; i += blockDim.x) {
+    double sn, cs;
+    sincos(pos * invFreq[i], &sn, &cs);
+    cosOut[i] = float(cs), sinOut[i] = float(sn);
+  }
+}
+
+template <int D>
+__global__ void __launch_bounds__(128, D <= 128 ? 3 : 1)  // 3 blocks per SM fit the smem at d128
+    decodeMmaKernel(const __grid_constant__ AttnArgs a, int HC, int splits, int chunk, float* partO, float* partLse,
                     unsigned* counters, DeviceError* err) {
   using Tr = DecMma<D>;
   constexpr int BN = Tr::BN, CPR = Tr::CPR, ST = Tr::kStages;
@@ -88,6 +132,23 @@ __global__ void __launch_bounds__(128)
   const int s = a.seqOfToken[t];
   int kBeg, kEnd;
   splitKeyRange(a, t, sp, splits, chunk, tid, err, &kBeg, &kEnd);
+  // The fused append (AttnArgs::newK): the row's new key p is not in the pages yet; its tile
+  // takes it from registers (appendNewRow), and the RoPE angles of p (q's and the key's) are
+  // computed here, before the wait (they need only the metadata).
+  const bool fusedAppend = a.newK != nullptr;
+  const int pNew = fusedAppend ? a.positions[t] : -1;
+  __shared__ float ropeCos[D / 2], ropeSin[D / 2];
+  if (fusedAppend) ropeAngles(double(pNew), a.ropeInvFreq, D / 2, ropeCos, ropeSin);
+  const int copyEnd = fusedAppend ? min(kEnd, pNew) : kEnd;  // keys copied from the pages
+  // Where the new row goes: written by the first head group of its KV head, in the split that
+  // holds key p (its page looked up here: tables are uploaded before the step).
+  bf16* newKPage = nullptr;
+  if (fusedAppend && pNew >= kBeg && pNew < kEnd && head0 % (a.numHeads / a.numKvHeads) == 0) {
+    const int page = lookupPage(a, s, pNew, err, kOpAppendKv);
+    if (page >= 0)
+      newKPage = reinterpret_cast<bf16*>(const_cast<char*>(a.arena) + (size_t)page * a.pageBytes +
+                                         kOffset(a, g, blockOffset(a, pNew), sizeof(bf16)));
+  }
   // An empty split (or a bad row) runs no tile and ends like the others: its warps' states
   // are empty, so it writes zeros (or an empty partial) and takes part in the merge.
 
@@ -115,7 +176,7 @@ __global__ void __launch_bounds__(128)
   // page goes the per-row way, which records it).
   auto pageOfRows = [&](int n) -> int {
     const int key0 = kBase + n * BN + lrow;
-    if (!rowsSharePage || key0 < kBeg || key0 + RPT > kEnd) return kPerRow;
+    if (!rowsSharePage || key0 < kBeg || key0 + RPT > copyEnd) return kPerRow;
     const long long entry = (long long)(key0 >> a.bsShift) * a.pagesPerBlock + a.slot;
     return entry < a.tableStride ? a.tables[(long long)s * a.tableStride + entry] : -1;
   };
@@ -134,7 +195,14 @@ __global__ void __launch_bounds__(128)
         cpAsync16To(vDst + dstOfs[it], vSrc + it * rowBytes);
       }
     } else {
-      copyRowsPerRow<D, RPT>(a, s, g, key0, kBeg, kEnd, lrow, lch, k, v, err);
+      copyRowsPerRow<D, RPT>(a, s, g, key0, kBeg, copyEnd, pNew, lrow, lch, k, v, err);
+    }
+    if (pNew >= key0 && pNew < key0 + RPT && pNew >= kBeg && pNew < kEnd) {
+      const int row = lrow + (pNew - key0);
+      const size_t kv = ((size_t)t * a.numKvHeads + g) * D;
+      appendNewRow<D>(static_cast<const bf16*>(a.newK) + kv, static_cast<const bf16*>(a.newV) + kv,
+                      lch * 8, k + swz<D>(row, lch), v + swz<D>(row, lch), newKPage,
+                      newKPage ? newKPage + vDelta / sizeof(bf16) : nullptr, ropeCos, ropeSin);
     }
   };
 
@@ -152,6 +220,7 @@ __global__ void __launch_bounds__(128)
     for (int n = 0; n < early; ++n) copyTile(n, n == 0 ? pg0 : pg1);
   }
   gridDepWait();
+  if (fusedAppend) __syncthreads();  // the angles, before any thread reads them
   const bf16* q = static_cast<const bf16*>(a.q) + rowHead * D;
   for (int c = tid; c < 16 * CPR; c += Tr::kThreads) {
     const int r = c / CPR, ch = c % CPR;
@@ -178,6 +247,18 @@ __global__ void __launch_bounds__(128)
     cpAsyncCommit();
     cpAsyncWait<ST - 1>();
     __syncthreads();
+    if (fusedAppend && n == 0) {  // q has landed (group 0): rotate it as ropeQAppendKv would
+      constexpr int half = D / 2;
+      for (int e = tid; e < HC * half; e += Tr::kThreads) {
+        const int r = e / half, i = e % half;
+        bf16* lo = sQ + swz<D>(r, i / 8) + i % 8;
+        bf16* hi = sQ + swz<D>(r, (i + half) / 8) + i % 8;
+        const float x0 = toF(*lo), x1 = toF(*hi), cf = ropeCos[i], sf = ropeSin[i];
+        *lo = fromF<bf16>(fmaf(x0, cf, -(x1 * sf)));
+        *hi = fromF<bf16>(fmaf(x1, cf, x0 * sf));
+      }
+      __syncthreads();
+    }
     const bf16* k = sKV + (n % ST) * Tr::stageElems;
     const bf16* v = k + BN * D;
     const int kw = warp * 16;  // this warp's keys in the tile

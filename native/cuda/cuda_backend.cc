@@ -217,6 +217,16 @@ class CudaBackend final : public Backend {
     bind();
     cuda::ropeAppendKv(ctx_, kv, batch, k, v, invFreq(p, kv.kDim), q, numHeads);
   }
+  void ropeAppendAttention(void* out, void* q, int numHeads, const PagedKv& kv,
+                           const BatchLayout& batch, void* k, const void* v, const RopeParams& p,
+                           int window, float scale, float softcap) override {
+    checkPagedKvLayout(kv, "appendKv");
+    bind();
+    if (!cuda::attentionDecodeAppend(ctx_, out, q, kv, batch, numHeads, window, scale, softcap, k,
+                                     v, invFreq(p, kv.kDim),
+                                     [this](size_t bytes) { return scratch(bytes); }))
+      Backend::ropeAppendAttention(out, q, numHeads, kv, batch, k, v, p, window, scale, softcap);
+  }
   void attention(void* out, const void* q, const PagedKv& kv, const BatchLayout& batch,
                  int numHeads, int window, float scale, float softcap) override {
     bind();

@@ -83,6 +83,13 @@ struct AttnArgs {
   int numHeads, window;
   float scale, softcap;
   int maxKeys;  // host-side upper bound on the keys one row attends to
+  // The decode kernel's fused append (attentionDecodeAppend): every row is its sequence's one
+  // new token, q arrives unrotated, and the kernel rotates q and the new key (RoPE with these
+  // inverse frequencies) and writes the new K/V rows [T, numKvHeads, kDim] to their pages
+  // itself. Null otherwise.
+  const void* newK = nullptr;  // bf16
+  const void* newV = nullptr;
+  const double* ropeInvFreq = nullptr;
 };
 
 // The view of a layer's paged KV and the step's rows that the kernels take (attention.cc);

@@ -549,11 +549,10 @@ void ModelRunner::run(const StepInput& in, DecodeGraph* g, GraphUse use) {
       if (d.qkNorm)
         be.rmsnorm(k_, k_, w.kNorm->data, w.kNorm->dtype, T * d.numKvHeads, hd, d.rmsNormEps);
       // Low-rank keys are cached pre-RoPE: attention rotates them at their positions.
+      // (Full-width keys with q: appended by ropeAppendAttention below, with the attention.)
       if (l.lowRankKeys)
         be.appendKv(pagedKv(i), batch, k_, v_);
-      else if (ropeWithKeys)
-        be.ropeQAppendKv(q_, d.numHeads, pagedKv(i), batch, k_, v_, rope);
-      else
+      else if (!ropeWithKeys)
         be.ropeAppendKv(pagedKv(i), batch, k_, v_, rope);
     }
     if (src.lowRankKeys) {
@@ -564,6 +563,9 @@ void ModelRunner::run(const StepInput& in, DecodeGraph* g, GraphUse use) {
       keys.rope = src.localRope ? d.ropeLocal : d.rope;
       be.attentionLowRankKeys(attn_, q_, pagedKv(l.kvSource), batch, d.numHeads, l.window,
                               d.attnScale, d.attnSoftcap, keys);
+    } else if (ropeWithKeys) {  // an owner: its own cache (kvSource == i)
+      be.ropeAppendAttention(attn_, q_, d.numHeads, pagedKv(i), batch, k_, v_, rope, l.window,
+                             d.attnScale, d.attnSoftcap);
     } else {
       be.attention(attn_, q_, pagedKv(l.kvSource), batch, d.numHeads, l.window, d.attnScale,
                    d.attnSoftcap);
