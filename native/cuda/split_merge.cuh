@@ -38,9 +38,9 @@ __device__ __forceinline__ bool lastSplitArrived(unsigned* counter, int splits, 
 // Merges heads [rowHead, rowHead + nh) with the block's threads; sMem: nh·(splits + 2) floats
 // of shared memory. Partials are read through L2 (__ldcg): the L1 of this SM may hold lines of
 // the same scratch from an earlier launch. The splits' weights exp(lse − max) are computed
-// once per (head, split), and each output element reads its splits' partials kBatch at a time
-// (independent loads in flight; 16: 34 splits at 1 × 4k were 5 round trips at 8): read one after another, 32 splits cost 32 L2 round trips
-// (~15 µs of a batch-1 4k-context decode launch). The sum keeps the split order.
+// once per (head, split), and the partials are read kBatch splits at a time (independent loads
+// in flight): read one after another, 32 splits cost 32 L2 round trips (~15 µs of a batch-1
+// 4k-context decode launch). The sum keeps the split order.
 // Out of line: the decode kernels are short-lived and fetch their code cold, so one shared
 // copy of this (rarely run: the last block only) beats one per call site.
 static __device__ __noinline__ void mergeSplits(bf16* out, const float* partO, const float* partLse,
@@ -68,22 +68,44 @@ static __device__ __noinline__ void mergeSplits(bf16* out, const float* partO, c
     sW[e] = mx == -INFINITY ? 0.f : expf(sW[e] - mx);
   }
   __syncthreads();
-  for (int e = threadIdx.x; e < nh * width; e += blockDim.x) {
-    const int h = e / width, d = e - h * width;
-    const float* w = sW + h * splits;
-    const float* o = partO + (rowHead + h) * splits * width + d;
-    float acc = 0.f;
-    int i = 0;
-    for (; i + kBatch <= splits; i += kBatch) {
-      float v[kBatch];
+  // Each thread's outputs kE at a time, each batch of kBatch splits loaded for all of them
+  // before the FMAs (a batch past the last split loads nothing and adds nothing), so 34 splits
+  // of 2 outputs are 3 rounds of loads rather than 8 (two batches and two single loads for each
+  // output in turn): the merge is the tail of every batch-1 decode launch.
+  constexpr int kE = 2;
+  const int total = nh * width;
+  for (int e0 = threadIdx.x; e0 < total; e0 += kE * blockDim.x) {
+    const float* o[kE];
+    const float* w[kE];
+    float acc[kE];
 #pragma unroll
-      for (int j = 0; j < kBatch; ++j) v[j] = __ldcg(o + size_t(i + j) * width);
-#pragma unroll
-      for (int j = 0; j < kBatch; ++j) acc = fmaf(w[i + j], v[j], acc);
+    for (int j = 0; j < kE; ++j) {
+      const int e = min(e0 + j * int(blockDim.x), total - 1), h = e / width, d = e - h * width;
+      o[j] = partO + (rowHead + h) * splits * width + d;
+      w[j] = sW + h * splits;
+      acc[j] = 0.f;
     }
-    for (; i < splits; ++i) acc = fmaf(w[i], __ldcg(o + size_t(i) * width), acc);
-    const float wsum = sSum[h];
-    out[(rowHead + h) * width + d] = fromF<bf16>(wsum > 0.f ? acc / wsum : 0.f);
+    for (int i = 0; i < splits; i += kBatch) {
+      float v[kE][kBatch];
+#pragma unroll
+      for (int j = 0; j < kE; ++j)
+#pragma unroll
+        for (int b = 0; b < kBatch; ++b)
+          v[j][b] = i + b < splits ? __ldcg(o[j] + size_t(i + b) * width) : 0.f;
+#pragma unroll
+      for (int j = 0; j < kE; ++j)
+#pragma unroll
+        for (int b = 0; b < kBatch; ++b)
+          if (i + b < splits) acc[j] = fmaf(w[j][i + b], v[j][b], acc[j]);
+    }
+#pragma unroll
+    for (int j = 0; j < kE; ++j) {
+      const int e = e0 + j * int(blockDim.x);
+      if (e >= total) break;
+      const int h = e / width, d = e - h * width;
+      const float wsum = sSum[h];
+      out[(rowHead + h) * width + d] = fromF<bf16>(wsum > 0.f ? acc[j] / wsum : 0.f);
+    }
   }
 }
 

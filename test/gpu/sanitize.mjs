@@ -70,6 +70,9 @@ for (const [D, dtype] of sampleOnly ? [] : [[64, 'bf16'], [128, 'bf16'], [256, '
   // Decode with many splits (merged in the last block, and by the combine kernel).
   for (const path of D === 12 ? [undefined] : ['decode', 'decode:combine'])
     if (!prefillOnly) run('attention', { kv, numNew: Int32Array.from([1, 1]), pastLen: Int32Array.from([159, 90]), q: r(2 * 8 * D), numHeads: 8, window: 0, scale: 0.1, softcap: 0, ...(path ? { path } : {}) });
+  // The decode kernel's fused append (Backend::ropeAppendAttention; bf16 pages).
+  if (!prefillOnly && D !== 12)
+    run('ropeAppendAttention', { kv, numNew: Int32Array.from([1, 1]), pastLen: Int32Array.from([159, 90]), numHeads: 8, q: r(2 * 8 * D), k: r(2 * H * D), v: r(2 * H * D), rope: { theta: 1e4, scaling: 'default' }, window: 0, scale: 0.1, softcap: 0 });
 }
 // Low-rank keys (attn_lowrank_*.cu): both layouts, f32 and bf16 pages, ragged ranks, one
 // stage (rank 248 at head dim 256), and attention() with V narrower than K (the same kernels).
