@@ -51,13 +51,17 @@ inline Napi::Array array(const Napi::Object& o, const char* name, const std::str
   return v.As<Napi::Array>();
 }
 
-// Copies an Int32Array field.
-inline std::vector<int32_t> int32s(const Napi::Object& o, const char* name, const std::string& path) {
-  Napi::Value v = field(o, name, path);
+// Copies an Int32Array value; `what` names it in the error.
+inline std::vector<int32_t> int32s(const Napi::Value& v, const std::string& what) {
   if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
-    throw Napi::TypeError::New(o.Env(), path + "." + name + " must be an Int32Array");
+    throw Napi::TypeError::New(v.Env(), what + " must be an Int32Array");
   auto a = v.As<Napi::Int32Array>();
   return std::vector<int32_t>(a.Data(), a.Data() + a.ElementLength());
+}
+
+// Copies an Int32Array field.
+inline std::vector<int32_t> int32s(const Napi::Object& o, const char* name, const std::string& path) {
+  return int32s(field(o, name, path), path + "." + name);
 }
 
 }  // namespace mixattn::js

@@ -1,5 +1,8 @@
 #include "native_model.h"
 
+#include <optional>
+#include <string>
+
 #include "backend_factory.h"
 #include "js_fields.h"
 #include "model_desc_js.h"
@@ -17,26 +20,31 @@ enum class Output { Logits, Argmax, Sample, Capture };
 // Runs one forward step off the JS thread.
 class ForwardWorker : public Napi::AsyncWorker {
  public:
+  // launched: ModelRunner::launch started the step; launchError: launch threw (the promise
+  // rejects with it, as with the worker's own errors).
   ForwardWorker(Napi::Env env, NativeModel* owner, ModelRunner* runner, StepInput input,
-                Output mode, SampleInput sampling)
+                Output mode, SampleInput sampling, bool launched, std::optional<std::string> launchError)
       : Napi::AsyncWorker(env, "mixattn.forward"),
         deferred_(Napi::Promise::Deferred::New(env)),
         owner_(owner),
         runner_(runner),
         input_(std::move(input)),
         mode_(mode),
-        sampling_(std::move(sampling)) {
+        sampling_(std::move(sampling)),
+        launched_(launched),
+        launchError_(std::move(launchError)) {
     owner_->Ref();  // keep the JS object (and its runner) alive while the step runs
   }
   Napi::Promise promise() { return deferred_.Promise(); }
 
   void Execute() override {
+    if (launchError_) return SetError(*launchError_);
     try {
       if (mode_ == Output::Argmax) {
         ids_.resize(input_.logitRows.size());
-        runner_->forwardArgmax(input_, ids_.data());
+        runner_->forwardArgmax(input_, ids_.data(), launched_);
       } else if (mode_ == Output::Sample) {
-        runner_->forwardSample(input_, sampling_, sampled_);
+        runner_->forwardSample(input_, sampling_, sampled_, launched_);
       } else if (mode_ == Output::Capture) {
         const ModelDesc& d = runner_->desc();
         logits_.resize(input_.logitRows.size() * size_t(d.vocabSize));
@@ -44,7 +52,7 @@ class ForwardWorker : public Napi::AsyncWorker {
         runner_->forwardCapture(input_, logits_.data(), attnInputs_.data());
       } else {
         logits_.resize(input_.logitRows.size() * size_t(runner_->desc().vocabSize));
-        runner_->forward(input_, logits_.data());
+        runner_->forward(input_, logits_.data(), launched_);
       }
     } catch (const std::exception& e) {
       SetError(e.what());
@@ -100,6 +108,8 @@ class ForwardWorker : public Napi::AsyncWorker {
   StepInput input_;
   Output mode_;
   SampleInput sampling_;
+  bool launched_;
+  std::optional<std::string> launchError_;
   std::vector<float> logits_;
   std::vector<float> attnInputs_;
   std::vector<int32_t> ids_;
@@ -211,11 +221,9 @@ Napi::Value NativeModel::Forward(const Napi::CallbackInfo& info) {
   in.pastLen = int32s(o, "pastLen", "step");
   in.logitRows = int32s(o, "logitRows", "step");
   Napi::Array tables = array(o, "tables", "step");
-  for (uint32_t c = 0; c < tables.Length(); ++c) {
-    Napi::Object t = Napi::Object::New(env);
-    t.Set("table", tables.Get(c));
-    in.tables.push_back(int32s(t, "table", "step.tables[" + std::to_string(c) + "]"));
-  }
+  in.tables.resize(tables.Length());
+  for (uint32_t c = 0; c < tables.Length(); ++c)
+    in.tables[c] = int32s(tables.Get(c), "step.tables[" + std::to_string(c) + "]");
   in.tableStrides = int32s(o, "tableStrides", "step");
   // step.output: 'logits' (default), 'argmax', or 'sample' (with step.sampling).
   Output mode = Output::Logits;
@@ -238,7 +246,21 @@ Napi::Value NativeModel::Forward(const Napi::CallbackInfo& info) {
   }
   if (mode == Output::Sample)
     sampling = sampleInputOf(object(o, "sampling", "step"), "step.sampling", int(in.logitRows.size()));
-  auto* worker = new ForwardWorker(env, this, &r, std::move(in), mode, std::move(sampling));
+  // A decode step that replays a captured graph starts here, on the JS thread (a few
+  // asynchronous calls): the worker's hop to the thread pool then overlaps the device's work
+  // instead of delaying it.
+  bool launched = false;
+  std::optional<std::string> launchError;
+  if (mode != Output::Capture) {
+    try {
+      if (mode == Output::Sample) r.checkSampling(in, sampling);
+      launched = r.launch(in);
+    } catch (const std::exception& e) {
+      launchError = e.what();
+    }
+  }
+  auto* worker = new ForwardWorker(env, this, &r, std::move(in), mode, std::move(sampling),
+                                   launched, std::move(launchError));
   busy_ = true;
   Napi::Promise promise = worker->promise();
   worker->Queue();

@@ -275,25 +275,34 @@ export class Engine implements Disposable, AsyncDisposable {
     return out;
   }
 
-  /** Copies each class's block-table rows for the batch into one strided Int32Array. */
+  /**
+   * Each class's block-table rows for the batch as one strided Int32Array. A lone entry's row
+   * is passed as a view of the block manager's table (the addon copies it before returning):
+   * no per-step allocation or copy of a table that grows with the context.
+   */
   private packTables(entries: readonly StepEntry[], pastLen: Int32Array, numNew: Int32Array) {
     const bs = this.layout.blockSize;
+    const S = entries.length;
+    const classes = this.layout.classes;
     const tables: Int32Array[] = [];
-    const tableStrides = new Int32Array(this.layout.classes.length);
-    this.layout.classes.forEach((c, ci) => {
+    const tableStrides = new Int32Array(classes.length);
+    for (let ci = 0; ci < classes.length; ci++) {
+      const ppb = classes[ci].pagesPerBlock;
       let stride = 0;
-      entries.forEach((_, s) => {
-        stride = Math.max(stride, Math.ceil((pastLen[s] + numNew[s]) / bs) * c.pagesPerBlock);
-      });
-      const t = new Int32Array(stride * entries.length).fill(-1);
-      entries.forEach((e, s) => {
-        const row = this.blocks.table(e.seq, ci);
-        const used = Math.ceil((pastLen[s] + numNew[s]) / bs) * c.pagesPerBlock;
-        t.set(row.subarray(0, used), s * stride);
-      });
-      tables.push(t);
+      for (let s = 0; s < S; s++) stride = Math.max(stride, Math.ceil((pastLen[s] + numNew[s]) / bs) * ppb);
       tableStrides[ci] = stride;
-    });
+      if (S === 1) {
+        tables.push(this.blocks.table(entries[0].seq, ci).subarray(0, stride));
+        continue;
+      }
+      const t = new Int32Array(stride * S);
+      for (let s = 0; s < S; s++) {
+        const used = Math.ceil((pastLen[s] + numNew[s]) / bs) * ppb;
+        t.set(this.blocks.table(entries[s].seq, ci).subarray(0, used), s * stride);
+        t.fill(-1, s * stride + used, (s + 1) * stride);
+      }
+      tables.push(t);
+    }
     return { tables, tableStrides };
   }
 

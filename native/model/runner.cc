@@ -249,6 +249,57 @@ int decodeBucket(int seqs) {
 }
 }  // namespace
 
+bool ModelRunner::isDecodeStep(const StepInput& in) const {
+  const int S = int(in.numNew.size());
+  if (decodeBucket(S) == 0 || int(in.tokens.size()) != S || int(in.logitRows.size()) > S) return false;
+  for (int s = 0; s < S; ++s)
+    if (in.numNew[s] != 1) return false;
+  return true;
+}
+
+std::vector<int32_t> ModelRunner::paddedStrides(const StepInput& in) const {
+  // The caller's stride, rounded up to 16 blocks (256 tokens of 16). The decode kernel splits
+  // the keys a row could have (the stride) into chunks, so a much larger stride than needed
+  // leaves chunks empty: re-captured whenever the rounded stride changes.
+  const size_t C = desc_.classes.size();
+  std::vector<int32_t> strides(C);
+  for (size_t c = 0; c < C; ++c) {
+    const int64_t ppb = desc_.classes[c].pagesPerBlock;
+    const int64_t blocks = std::max<int64_t>((in.tableStrides[c] + ppb - 1) / ppb, 1);
+    strides[c] = int32_t(ppb * ((blocks + 15) / 16 * 16));
+  }
+  return strides;
+}
+
+StepInput ModelRunner::padded(const StepInput& in, int B, const std::vector<int32_t>& strides) const {
+  const int S = int(in.numNew.size());
+  const size_t C = desc_.classes.size();
+  StepInput p;
+  p.tokens = in.tokens;
+  p.tokens.resize(B, 0);
+  p.numNew.assign(B, 1);
+  p.pastLen = in.pastLen;
+  p.pastLen.resize(B, 0);
+  p.tableStrides = strides;
+  p.tables.resize(C);
+  for (size_t c = 0; c < C; ++c) {
+    const size_t from = size_t(in.tableStrides[c]), to = size_t(strides[c]);
+    const size_t ppb = size_t(desc_.classes[c].pagesPerBlock);
+    auto& t = p.tables[c];
+    t.resize(size_t(B) * to);
+    for (int s = 0; s < B; ++s) {
+      auto row = t.begin() + s * to;
+      const size_t n = s < S ? from : ppb;  // padded rows: the spare page, then -1
+      if (s < S) std::copy_n(in.tables[c].begin() + s * from, from, row);
+      else std::fill_n(row, ppb, int32_t(numPages_));
+      std::fill(row + n, row + to, -1);
+    }
+  }
+  p.logitRows = in.logitRows;
+  p.logitRows.resize(B, 0);
+  return p;
+}
+
 // Decode-only steps (one new token per sequence, at most one logit row per sequence) are
 // padded to a bucket of 1, 2, 4, ..., 256 rows: the padded rows are dummy sequences (token 0
 // at position 0) whose one block is the arena's spare page, and their logits are never read;
@@ -259,52 +310,21 @@ void ModelRunner::step(const StepInput& in) {
   const GraphMode mode = graphMode();
   const bool capture = mode == GraphMode::On && backend_->canCapture();
   if (!capture && mode != GraphMode::Eager) return run(in);
-  const int S = int(in.numNew.size());
-  const int B = decodeBucket(S);
-  bool decode = B > 0 && int(in.tokens.size()) == S && int(in.logitRows.size()) <= S;
-  for (int s = 0; decode && s < S; ++s) decode = in.numNew[s] == 1;
-  if (!decode) return run(in);
+  if (!isDecodeStep(in)) return run(in);
   validateStep(in);  // the caller's errors name the caller's input, not the padded one
   if (layerWeights_.empty()) bindLayerWeights();
+  const int B = decodeBucket(int(in.numNew.size()));
   ensureWorkspace(B, B);  // may drop graphs: before taking one
 
-  const size_t C = desc_.classes.size();
   DecodeGraph* g = &graphs_[B];
-  // The padded stride: the caller's, rounded up to 16 blocks (256 tokens of 16). The decode
-  // kernel splits the keys a row could have (the stride) into chunks, so a much larger stride
-  // than needed leaves chunks empty: re-captured whenever the rounded stride changes.
-  std::vector<int32_t> strides(C);
-  for (size_t c = 0; c < C; ++c) {
-    const int64_t ppb = desc_.classes[c].pagesPerBlock;
-    const int64_t blocks = std::max<int64_t>((in.tableStrides[c] + ppb - 1) / ppb, 1);
-    strides[c] = int32_t(ppb * ((blocks + 15) / 16 * 16));
-  }
+  std::vector<int32_t> strides = paddedStrides(in);
   if (g->strides != strides) {
     if (g->exec) backend_->releaseGraph(g->exec);
     if (g->meta) backend_->release(g->meta);
     *g = DecodeGraph{};
-    g->strides = strides;
+    g->strides = std::move(strides);
   }
-
-  StepInput p;
-  p.tokens = in.tokens;
-  p.tokens.resize(B, 0);
-  p.numNew.assign(B, 1);
-  p.pastLen = in.pastLen;
-  p.pastLen.resize(B, 0);
-  p.tableStrides = g->strides;
-  p.tables.resize(C);
-  for (size_t c = 0; c < C; ++c) {
-    const size_t from = size_t(in.tableStrides[c]), to = size_t(g->strides[c]);
-    auto& t = p.tables[c];
-    t.assign(size_t(B) * to, -1);
-    for (int s = 0; s < S; ++s)
-      std::copy_n(in.tables[c].begin() + s * from, from, t.begin() + s * to);
-    for (int s = S; s < B; ++s)
-      std::fill_n(t.begin() + s * to, desc_.classes[c].pagesPerBlock, int32_t(numPages_));
-  }
-  p.logitRows = in.logitRows;
-  p.logitRows.resize(B, 0);
+  const StepInput p = padded(in, B, g->strides);
 
   if (!capture || g->failed) return run(p, g, GraphUse::None);
   if (g->exec) return run(p, g, GraphUse::Replay);
@@ -318,13 +338,24 @@ void ModelRunner::step(const StepInput& in) {
   }
 }
 
-void ModelRunner::forward(const StepInput& in, float* logits) {
-  step(in);
+bool ModelRunner::launch(const StepInput& in) {
+  if (!backend_->canCapture() || graphMode() != GraphMode::On || !isDecodeStep(in)) return false;
+  const int B = decodeBucket(int(in.numNew.size()));
+  auto it = graphs_.find(B);
+  if (it == graphs_.end() || !it->second.exec || B > capTokens_ || B > capLogitRows_) return false;
+  validateStep(in);  // before paddedStrides reads the caller's strides
+  if (it->second.strides != paddedStrides(in)) return false;
+  run(padded(in, B, it->second.strides), &it->second, GraphUse::Replay);
+  return true;
+}
+
+void ModelRunner::forward(const StepInput& in, float* logits, bool launched) {
+  if (!launched) step(in);
   backend_->download(logits, logitsDev_, in.logitRows.size() * size_t(desc_.vocabSize) * sizeof(float));
 }
 
-void ModelRunner::forwardArgmax(const StepInput& in, int32_t* ids) {
-  step(in);
+void ModelRunner::forwardArgmax(const StepInput& in, int32_t* ids, bool launched) {
+  if (!launched) step(in);
   const int R = int(in.logitRows.size());
   backend_->argmax(idsDev_, logitsDev_, R, desc_.vocabSize);
   backend_->download(ids, idsDev_, size_t(R) * sizeof(int32_t));
@@ -369,7 +400,7 @@ void ensureBuffer(Backend& be, void*& buf, size_t& cap, size_t bytes, const char
 }
 }  // namespace
 
-void ModelRunner::forwardSample(const StepInput& in, const SampleInput& s, SampleResult& out) {
+void ModelRunner::checkSampling(const StepInput& in, const SampleInput& s) const {
   const int R = int(in.logitRows.size());
   if (int(s.rows.size()) != R)
     throw Error("forward: " + std::to_string(s.rows.size()) + " sampling rows for " +
@@ -377,9 +408,15 @@ void ModelRunner::forwardSample(const StepInput& in, const SampleInput& s, Sampl
   if (s.penalties.size() % 2 != 0) throw Error("forward: penalties must hold (id, count) pairs");
   checkSampleInputs(s.rows.data(), R, s.penalties.data(), s.penalties.size() / 2, desc_.vocabSize,
                     kMaxTopLogprobs);
+}
+
+void ModelRunner::forwardSample(const StepInput& in, const SampleInput& s, SampleResult& out,
+                                bool launched) {
+  checkSampling(in, s);
+  const int R = int(in.logitRows.size());
   int K = 0;
   for (const SampleRow& r : s.rows) K = std::max(K, int(r.topLogprobs));
-  step(in);
+  if (!launched) step(in);
   Backend& be = *backend_;
   // Rows first (8-byte aligned), then the pairs: one upload.
   const size_t rowBytes = size_t(R) * sizeof(SampleRow);
@@ -426,8 +463,10 @@ void ModelRunner::run(const StepInput& in, DecodeGraph* g, GraphUse use) {
 
   // Step metadata as one int32 buffer: tokens, tokenStart, numNew, pastLen, positions,
   // seqOfToken, logitRows, then each class's table rows.
+  size_t tableInts = 0;
+  for (auto& t : in.tables) tableInts += t.size();
   std::vector<int32_t> meta;
-  meta.reserve(size_t(3 * T + 3 * S + R));
+  meta.reserve(size_t(3 * T + 3 * S + R) + tableInts);
   meta.insert(meta.end(), in.tokens.begin(), in.tokens.end());
   const size_t oStart = meta.size();
   for (int s = 0, row = 0; s < S; row += in.numNew[s], ++s) meta.push_back(row);

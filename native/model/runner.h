@@ -64,19 +64,31 @@ class ModelRunner {
   size_t pageBytes() const;
   int numPages() const { return numPages_; }
 
-  // Runs one step; writes logits [logitRows.size(), vocab] (fp32) to `logits`.
-  void forward(const StepInput& in, float* logits);
-  // Runs one step; writes the argmax token id of each of logitRows (int32, [logitRows.size()])
-  // to `ids`, computed on the backend (the logits stay in backend memory).
-  void forwardArgmax(const StepInput& in, int32_t* ids);
+  // Starts a decode step that replays a captured graph (metadata upload, graph launch: a few
+  // asynchronous calls, no waiting) and returns true; returns false, doing nothing, for any
+  // other step. The bindings call it on the JS thread, so the worker's hop to the thread pool
+  // overlaps the device's work instead of delaying it; the forward* call that follows with
+  // launched = true only finishes the step. Throws on bad input as the forward calls do.
+  bool launch(const StepInput& in);
+
+  // Runs one step (unless launch() started it); writes logits [logitRows.size(), vocab] (fp32)
+  // to `logits`.
+  void forward(const StepInput& in, float* logits, bool launched = false);
+  // Runs one step (unless launch() started it); writes the argmax token id of each of
+  // logitRows (int32, [logitRows.size()]) to `ids`, computed on the backend (the logits stay in
+  // backend memory).
+  void forwardArgmax(const StepInput& in, int32_t* ids, bool launched = false);
   // As forward(), and copies every layer's attention input (the normalised hidden state that
   // feeds its q/k/v projections) to `attnInputs`, [numLayers][tokens][hiddenSize] fp32
   // (Eigen Attention calibration). Runs the step's ops as given (no decode-graph bucket).
   void forwardCapture(const StepInput& in, float* logits, float* attnInputs);
   // Runs one step and samples each of logitRows on the backend (Backend::sample; the logits
   // stay in backend memory: only ids and the requested logprobs are downloaded). Bad sampling
-  // input throws before the step runs.
-  void forwardSample(const StepInput& in, const SampleInput& s, SampleResult& out);
+  // input throws before the step runs (callers of launch() call checkSampling first).
+  void forwardSample(const StepInput& in, const SampleInput& s, SampleResult& out,
+                     bool launched = false);
+  // Throws on sampling input that does not fit the step (forwardSample's checks).
+  void checkSampling(const StepInput& in, const SampleInput& s) const;
 
  private:
   struct Weight {
@@ -104,6 +116,11 @@ class ModelRunner {
   void run(const StepInput& in, DecodeGraph* g = nullptr, GraphUse use = GraphUse::None);
   // Runs a step: decode-only steps through a bucket (graphs, MIXATTN_CUDA_GRAPHS), else run().
   void step(const StepInput& in);
+  // One new token and at most one logit row per sequence, at most 256 sequences.
+  bool isDecodeStep(const StepInput& in) const;
+  // A decode step's bucket strides (per cache class), and the step padded to bucket B.
+  std::vector<int32_t> paddedStrides(const StepInput& in) const;
+  StepInput padded(const StepInput& in, int B, const std::vector<int32_t>& strides) const;
   void dropGraphs();
   // forwardCapture: copies layer `layer`'s attention input (h_, T rows) to capture_.
   void captureAttentionInput(int layer, int T);
