@@ -207,7 +207,9 @@ class Backend {
   // attention in one call, so that a backend can fuse them (CUDA: in a decode step the
   // attention kernel rotates q and the new keys and writes the new K/V rows itself, one launch
   // per layer less). Same results; q's contents afterwards are unspecified (rotated or not).
-  // This default is the CPU twin.
+  // Every sequence of `batch` brings at least one row (as ModelRunner::validateStep ensures):
+  // the fusion takes numTokens == numSeqs to mean one new row each. This default is the CPU
+  // twin.
   virtual void ropeAppendAttention(void* out, void* q, int numHeads, const PagedKv& kv,
                                    const BatchLayout& batch, void* k, const void* v,
                                    const RopeParams& p, int window, float scale, float softcap) {

@@ -195,7 +195,13 @@ __global__ void __launch_bounds__(128, D <= 128 ? 3 : 1)  // 3 blocks per SM fit
         cpAsync16To(vDst + dstOfs[it], vSrc + it * rowBytes);
       }
     } else {
-      copyRowsPerRow<D, RPT>(a, s, g, key0, kBeg, copyEnd, pNew, lrow, lch, k, v, err);
+      // Key p is left alone only by the split that writes it below; a split whose last tile
+      // reaches past its range into p's (a window's unaligned start) zero-fills it like any
+      // key outside its range (a row left unwritten could hold NaNs from earlier use, and
+      // P·V would turn its zero probabilities into NaN).
+      const bool writesNew = pNew >= kBeg && pNew < kEnd;
+      copyRowsPerRow<D, RPT>(a, s, g, key0, kBeg, copyEnd, writesNew ? pNew : -1, lrow, lch, k,
+                             v, err);
     }
     if (pNew >= key0 && pNew < key0 + RPT && pNew >= kBeg && pNew < kEnd) {
       const int row = lrow + (pNew - key0);

@@ -26,6 +26,9 @@ interface Case {
 const CASES: Case[] = [
   { name: 'GQA 8:2 d128, new keys at 0, 15, 16, 63, 64, 1000, 4095', pastLen: [0, 15, 16, 63, 64, 1000, 4095], numHeads: 8, numKvHeads: 2, kDim: 128 },
   { name: 'MQA 32:1 d64 (two head groups per KV head), window 40', pastLen: [5, 700, 128], numHeads: 32, numKvHeads: 1, kDim: 64, window: 40 },
+  // A window whose start is not on the 64-key grid, and many splits: a split's last tile
+  // reaches into the next split's keys, the new key among them.
+  { name: 'GQA 8:2 d128, window 1000, new keys at 1000 and 3001 (splits whose tiles cross)', pastLen: [1000, 3001], numHeads: 8, numKvHeads: 2, kDim: 128, window: 1000 },
   { name: 'd256 GQA 4:2, soft-cap', pastLen: [300, 2047], numHeads: 4, numKvHeads: 2, kDim: 256, softcap: 5, scale: 0.25 },
   { name: 'batch 1, 16:8 d128 at 4k (the end-to-end model)', pastLen: [4096], numHeads: 16, numKvHeads: 8, kDim: 128 },
   { name: 'a prefill row in the step: the separate ops', pastLen: [30, 200], numNew: [9, 1], numHeads: 8, numKvHeads: 2, kDim: 128 },
