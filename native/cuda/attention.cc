@@ -41,6 +41,13 @@ void checkLayout(const PagedKv& kv, int numHeads) {
 
 bool prefillHeadDim(int d) { return d == 64 || d == 128 || d == 256; }
 
+// The split-KV decode kernels with their split count and scratch.
+void runDecode(const Ctx& c, const AttnArgs& a, const std::function<float*(size_t)>& scratch) {
+  int splits = 1;
+  const size_t bytes = decodeScratchBytes(c, a, &splits);
+  attentionDecode(c, a, splits, bytes ? scratch(bytes) : nullptr, fusedSplitMerge());
+}
+
 }  // namespace
 
 void setAttentionPath(const std::string& path) {
@@ -193,9 +200,7 @@ void attention(const Ctx& c, void* out, const void* q, const PagedKv& kv,
       break;
     case AttnPath::Decode: {
       if (!canDecode) throw Error("attention: the decode kernel does not support this layout");
-      int splits = 1;
-      const size_t bytes = decodeScratchBytes(c, a, &splits);
-      attentionDecode(c, a, splits, bytes ? scratch(bytes) : nullptr, fusedSplitMerge());
+      runDecode(c, a, scratch);
       break;
     }
     default:
@@ -223,9 +228,7 @@ bool attentionDecodeAppend(const Ctx& c, void* out, const void* q, const PagedKv
   a.newK = k;
   a.newV = v;
   a.ropeInvFreq = invFreq;
-  int splits = 1;
-  const size_t bytes = decodeScratchBytes(c, a, &splits);
-  attentionDecode(c, a, splits, bytes ? scratch(bytes) : nullptr, fusedSplitMerge());
+  runDecode(c, a, scratch);
   return true;
 }
 

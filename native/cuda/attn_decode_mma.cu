@@ -42,8 +42,9 @@ __device__ __forceinline__ int swz(int row, int chunk) {
 
 // Copies rows [key0, key0 + RPT) of a tile (chunk lch of KV head g; smem rows lrow...) one
 // block lookup at a time: a split's edge rows (keys outside [kBeg, kEnd) become zeros, and
-// skipKey is left alone), blocks smaller than RPT, and a bad page (recorded; zeros). Out of line: rare, and the kernel's
-// blocks are short-lived and fetch their code cold, so the hot path is kept compact.
+// skipKey is left alone), blocks smaller than RPT, and a bad page (recorded; zeros). Out of
+// line: rare, and the kernel's blocks are short-lived and fetch their code cold, so the hot
+// path is kept compact.
 template <int D, int RPT>
 static __device__ __noinline__ void copyRowsPerRow(const AttnArgs& a, int s, int g, int key0,
                                                    int kBeg, int kEnd, int skipKey, int lrow,
@@ -171,20 +172,19 @@ __global__ void __launch_bounds__(128, D <= 128 ? 3 : 1)  // 3 blocks per SM fit
   const size_t vDelta = (size_t)a.numKvHeads * a.blockSize * rowBytes;
   const bool rowsSharePage = a.bsShift >= 0 && (1 << a.bsShift) >= RPT;
   constexpr int kPerRow = -2;  // "this tile's rows need the per-row path"
-  // The page of this thread's rows of tile n: a plain table read, no calls (so the reads of
-  // several tiles issue together), or kPerRow at the range's edges; checked by copyTile (a bad
-  // page goes the per-row way, which records it).
+  // The page of this thread's rows of tile n: a plain table read (tablePage), no calls, so the
+  // reads of several tiles issue together; kPerRow at the range's edges, -1 for a bad page
+  // (copyTile sends both the per-row way, which records a bad page).
   auto pageOfRows = [&](int n) -> int {
     const int key0 = kBase + n * BN + lrow;
     if (!rowsSharePage || key0 < kBeg || key0 + RPT > copyEnd) return kPerRow;
-    const long long entry = (long long)(key0 >> a.bsShift) * a.pagesPerBlock + a.slot;
-    return entry < a.tableStride ? a.tables[(long long)s * a.tableStride + entry] : -1;
+    return tablePage(a, s, key0 >> a.bsShift);
   };
   auto copyTile = [&](int n, int pg) {
     bf16* k = sKV + (n % ST) * Tr::stageElems;
     bf16* v = k + BN * D;
     const int key0 = kBase + n * BN + lrow;
-    if (pg != kPerRow && (unsigned)pg < (unsigned)a.numPages) {
+    if (pg >= 0) {
       const char* kSrc = a.arena + (size_t)pg * a.pageBytes + headOff +
                          (size_t)(key0 & ((1 << a.bsShift) - 1)) * rowBytes;
       const char* vSrc = kSrc + vDelta;

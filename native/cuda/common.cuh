@@ -81,9 +81,29 @@ static __device__ __noinline__ void reportMissingPage(const int32_t* tables, int
   reportError(err, kErrPageRange, op, s, pos, page, numPages);
 }
 
+// The page of logical block blk of sequence s (a valid sequence, blk >= 0) for this layer, or
+// -1 where the entry lies beyond the table or holds a bad page id. Records nothing: a plain
+// table read, so that several can issue together; callers report through lookupPage.
+__device__ __forceinline__ int tablePage(const AttnArgs& a, int s, int blk) {
+  const long long entry = (long long)blk * a.pagesPerBlock + a.slot;
+  if (entry < a.tableStride) {
+    const int page = a.tables[(long long)s * a.tableStride + entry];
+    if ((unsigned)page < (unsigned)a.numPages) return page;
+  }
+  return -1;
+}
+
+__device__ __forceinline__ void reportMissingPage(const AttnArgs& a, int s, int pos,
+                                                  DeviceError* err, int op) {
+  reportMissingPage(a.tables, a.numSeqs, a.tableStride, a.numPages, a.blockSize, a.pagesPerBlock,
+                    a.slot, s, pos, err, op);
+}
+
 // The page holding (sequence s, position pos) for this layer, or -1 after recording why.
 __device__ __forceinline__ int lookupPage(const AttnArgs& a, int s, int pos, DeviceError* err,
                                           int op) {
+  // tablePage's read written out: through tablePage, ptxas gives the mma.sync prefill
+  // configurations (the sm_80 default among them) 4–8 more registers.
   if (s >= 0 && s < a.numSeqs && pos >= 0) {
     const int blk = a.bsShift >= 0 ? pos >> a.bsShift : pos / a.blockSize;
     const long long entry = (long long)blk * a.pagesPerBlock + a.slot;
@@ -92,24 +112,18 @@ __device__ __forceinline__ int lookupPage(const AttnArgs& a, int s, int pos, Dev
       if ((unsigned)page < (unsigned)a.numPages) return page;
     }
   }
-  reportMissingPage(a.tables, a.numSeqs, a.tableStride, a.numPages, a.blockSize, a.pagesPerBlock,
-                    a.slot, s, pos, err, op);
+  reportMissingPage(a, s, pos, err, op);
   return -1;
 }
 
 // lookupPage for a hot loop that knows s is a valid sequence, pos >= 0 and the block size a
-// power of two (a.bsShift >= 0): the table read and two range checks first; lookupPage (which
-// records why a page is bad) only when they fail. (Inline: a call would make every kernel
-// that uses it save registers around it.)
+// power of two (a.bsShift >= 0): no sequence or position checks, a shift for the block.
+// (Inline: a call would make every kernel that uses it save registers around it.)
 __device__ __forceinline__ int lookupPagePow2(const AttnArgs& a, int s, int pos, DeviceError* err,
                                               int op) {
-  const long long entry = (long long)(pos >> a.bsShift) * a.pagesPerBlock + a.slot;
-  if (entry < a.tableStride) {
-    const int page = a.tables[(long long)s * a.tableStride + entry];
-    if ((unsigned)page < (unsigned)a.numPages) return page;
-  }
-  reportMissingPage(a.tables, a.numSeqs, a.tableStride, a.numPages, a.blockSize, a.pagesPerBlock,
-                    a.slot, s, pos, err, op);
+  const int page = tablePage(a, s, pos >> a.bsShift);
+  if (page >= 0) return page;
+  reportMissingPage(a, s, pos, err, op);
   return -1;
 }
 
